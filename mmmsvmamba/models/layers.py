@@ -1,0 +1,128 @@
+"""Small layers of MSVMamba: norms, projections, stochastic depth, squeeze-excite, ConvFFN, stems, downsamples.
+
+Two layouts exist because the two released families differ (spec sections 2 and 3):
+``v3`` keeps tensors channels-first (B, C, H, W) with LayerNorm2d; ``v1`` keeps them channels-last (B, H, W, C)
+with nn.LayerNorm. Module attribute names and Sequential slot indices are the official state-dict keys.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel axis of a (B, C, H, W) tensor; parameters (C,) like nn.LayerNorm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Linear2d(nn.Linear):
+    """A 1x1 convolution on (B, C, H, W) that stores its weight as nn.Linear's (out, in), as v3 checkpoints do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+
+
+class ToChannelsLast(nn.Module):
+    """(B, C, H, W) -> (B, H, W, C). Parameter-free; occupies the official slot 1 of the v1 stem."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample: zero a residual branch with probability ``drop_prob``, rescale the rest."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob:.3f}'
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating ``x * sigmoid(fc2(relu(fc1(mean_hw(x)))))`` (spec 2.5); keys ``fc.0``, ``fc.2``.
+
+    ``channels_last`` selects the layout of x: (B, H, W, C) if True, else (B, C, H, W).
+    """
+
+    def __init__(self, channels: int, reduction: int = 8, channels_last: bool = False):
+        super().__init__()
+        self.channels_last = channels_last
+        self.fc = nn.Sequential(nn.Linear(channels, channels // reduction, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(channels // reduction, channels, bias=False), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = (1, 2) if self.channels_last else (2, 3)
+        scale = self.fc(x.mean(spatial, dtype=torch.float32).to(x.dtype))
+        return x * (scale[:, None, None, :] if self.channels_last else scale[:, :, None, None])
+
+
+class ConvFFN(nn.Module):
+    """(B, C, H, W) -> (B, C, H, W): 1x1 conv to ratio*C, plus a depthwise 3x3 residual, GELU, 1x1 conv back.
+
+    Registration order (linear1, act, linear2, dwc) follows the official key order (spec 2.6).
+    """
+
+    def __init__(self, channels: int, ratio: float):
+        super().__init__()
+        hidden = int(channels * ratio)
+        self.linear1 = nn.Conv2d(channels, hidden, 1)
+        self.act = nn.GELU()
+        self.linear2 = nn.Conv2d(hidden, channels, 1)
+        self.dwc = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear1(x)
+        return self.linear2(self.act(x + self.dwc(x)))
+
+
+def stem_v3(channels: int) -> nn.Sequential:
+    """(B, 3, H, W) -> (B, C, ceil(ceil(H/2)/2), ...): two 3x3 stride-2 convs (patch embed "v2", spec 2.1).
+
+    The Identity slots keep the official indices 0, 2, 5, 7 of the parameterised layers.
+    """
+    half = channels // 2
+    return nn.Sequential(nn.Conv2d(3, half, 3, 2, 1), nn.Identity(), LayerNorm2d(half), nn.Identity(), nn.GELU(),
+                         nn.Conv2d(half, channels, 3, 2, 1), nn.Identity(), LayerNorm2d(channels))
+
+
+def stem_v1(channels: int) -> nn.Sequential:
+    """(B, 3, H, W) -> (B, floor(H/4), floor(W/4), C): a 4x4 stride-4 conv, channels-last, LayerNorm (spec 3)."""
+    return nn.Sequential(nn.Conv2d(3, channels, 4, 4), ToChannelsLast(), nn.LayerNorm(channels))
+
+
+def downsample_v3(channels: int) -> nn.Sequential:
+    """(B, C, H, W) -> (B, 2C, ceil(H/2), ceil(W/2)): 3x3 stride-2 conv + LayerNorm2d (slots 1 and 3)."""
+    return nn.Sequential(nn.Identity(), nn.Conv2d(channels, 2 * channels, 3, 2, 1), nn.Identity(),
+                         LayerNorm2d(2 * channels))
+
+
+class PatchMerging2D(nn.Module):
+    """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C): v1 downsample (spec 3).
+
+    Odd sizes are zero-padded at the bottom/right; the 2x2 neighbours are concatenated in the order
+    (even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.reduction = nn.Linear(4 * channels, 2 * channels, bias=False)
+        self.norm = nn.LayerNorm(4 * channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[1:3]
+        if height % 2 or width % 2:
+            x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return self.reduction(self.norm(x))
