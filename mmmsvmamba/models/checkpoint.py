@@ -1,10 +1,12 @@
 """Loading official MSVMamba checkpoints safely and loudly.
 
 Official training files are dicts ``{'model': state_dict, 'model_ema': ..., 'config': <yacs CfgNode>, ...}``
-(spec 7.3). They pickle foreign classes (yacs, numpy scalars), which ``torch.load(weights_only=True)`` refuses.
-We keep weights_only on and allow-list, for exactly the foreign names the file mentions, a stand-in class
-(:class:`ForeignObject`) that only stores what it is given: the real class is never imported and no code from the
-file runs. Then:
+(spec 7.3). They pickle foreign classes (yacs, numpy scalars), which ``torch.load(weights_only=True)`` refuses, and
+its allow-list cannot take a stand-in for a dict subclass such as CfgNode. So we unpickle with a restricted
+``pickle.Unpickler`` whose ``find_class`` -- the only way a pickle reaches code -- returns exactly what torch's
+weights-only loader trusts, refuses the modules torch blocks (sys, os, posix, nt), and turns every other name into
+:class:`ForeignObject`, an inert container: the real class is never imported and no code from the file runs.
+Then:
 
 * :func:`load_checkpoint_file`: path or URL -> the unpickled dict.
 * :func:`extract_state_dict`: pick ``state_dict`` / ``model`` / ``model_ema`` (or a bare state dict), strip
@@ -16,7 +18,9 @@ file runs. Then:
 """
 import logging
 import os
+import pickle
 import re
+import types
 from collections import OrderedDict
 from typing import Optional
 from urllib.parse import urlparse
@@ -39,7 +43,7 @@ class CheckpointError(RuntimeError):
 class ForeignObject(dict):
     """Stand-in for classes pickled in a checkpoint that we neither need nor import (e.g. yacs.config.CfgNode).
 
-    It accepts any constructor arguments and state and keeps them as data; it has no behaviour.
+    It accepts any constructor arguments, items and state and keeps them as data; it has no behaviour.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -47,10 +51,38 @@ class ForeignObject(dict):
 
     def __init__(self, *args, **kwargs):
         super().__init__()
-        self.args = args
+        self.args, self.items_appended = args, []
 
     def __setstate__(self, state):
         self.state = state
+
+    def append(self, item):
+        self.items_appended.append(item)
+
+    def extend(self, items):
+        self.items_appended.extend(items)
+
+
+def _restricted_pickle_module(foreign: set):
+    """A pickle-module stand-in for torch.load whose Unpickler resolves globals as described above."""
+    from torch import _weights_only_unpickler as weights_only
+    trusted = weights_only._get_allowed_globals()
+    blocked = set(weights_only._blocklisted_modules)
+
+    class RestrictedUnpickler(pickle.Unpickler):
+
+        def find_class(self, module, name):
+            full_name = f'{module}.{name}'
+            if full_name in trusted:
+                return trusted[full_name]
+            if module.split('.')[0] in blocked:
+                raise pickle.UnpicklingError(f'refusing {full_name}: the file asks for a function of a blocked '
+                                             f'module ({sorted(blocked)}); it is not a plain checkpoint')
+            foreign.add(full_name)
+            return ForeignObject
+
+    return types.SimpleNamespace(__name__='mmmsvmamba_restricted_pickle', Unpickler=RestrictedUnpickler,
+                                 load=lambda f, **kw: RestrictedUnpickler(f, **kw).load())
 
 
 def get_logger() -> logging.Logger:
@@ -77,19 +109,17 @@ def _local_path(filename: str) -> str:
 
 
 def load_checkpoint_file(filename: str) -> dict:
-    """Unpickle a checkpoint (path or http(s) URL) with ``weights_only=True``; foreign classes become data."""
+    """Unpickle a checkpoint (path or http(s) URL) safely; foreign classes become :class:`ForeignObject` data."""
     path = _local_path(filename)
+    foreign = set()
     try:
-        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip-format file: the plain weights-only load below reports what is wrong
-        foreign = []
-    if foreign:
-        get_logger().info(f'{path}: reading pickled {sorted(foreign)} as plain data (ForeignObject)')
-    try:
-        with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        # weights_only=False only because torch forbids it together with a pickle_module; the restricted
+        # Unpickler above is the gate, and it trusts no more than weights_only=True does.
+        ckpt = torch.load(path, map_location='cpu', weights_only=False, pickle_module=_restricted_pickle_module(foreign))
     except Exception as err:
         raise CheckpointError(f'cannot read checkpoint {path!r}: {err}') from err
+    if foreign:
+        get_logger().info(f'{path}: read pickled {sorted(foreign)} as plain data (ForeignObject)')
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'checkpoint {path!r} holds a {type(ckpt).__name__}, expected a dict')
     return ckpt
@@ -131,7 +161,10 @@ def _rename_legacy(key: str) -> str:
 
 def _fit_shape(value: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Official v3 in_proj/out_proj may be stored as 1x1 convs (out, in, 1, 1); ours are Linear (out, in)."""
-    if value.shape != shape and value.numel() == shape.numel() and value.squeeze().shape == torch.Size(shape).squeeze():
+    def without_unit_dims(size):
+        return [d for d in size if d != 1]
+
+    if value.shape != shape and without_unit_dims(value.shape) == without_unit_dims(shape):
         return value.reshape(shape)
     return value
 
