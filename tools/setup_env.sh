@@ -66,10 +66,10 @@ if ! "$VENV/bin/python" -c "import mmcv._ext" 2>/dev/null; then
   fi
   "${PIP[@]}" install -q --no-deps --force-reinstall "$MMCV_WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl
 fi
-"$VENV/bin/python" -c "import mmcv._ext" || { echo "mmcv was installed without its compiled ops (mmcv._ext); delete $MMCV_WHEEL_DIR and re-run" >&2; exit 1; }
 
-log "installing OpenMMLab libraries and test tools"
+log "installing OpenMMLab libraries (and mmcv's own requirements) and test tools"
 "${PIP[@]}" install -q -r "$ROOT/requirements/openmmlab.txt" -r "$ROOT/requirements/tests.txt"
+"$VENV/bin/python" -c "import mmcv._ext" || { echo "mmcv imports without its compiled ops (mmcv._ext): the cached wheel in $MMCV_WHEEL_DIR is broken or for another torch; delete it and re-run" >&2; exit 1; }
 
 log "installing mmmsvmamba (editable; compiles csrc/)"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
