@@ -15,7 +15,7 @@ test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: env
-	$(PY) tools/train.py configs/demo/demo_cls_msvmamba.py
+	$(PY) tools/demo.py det
 
 clean:
 	rm -rf build *.egg-info mmmsvmamba/*.so

@@ -1,3 +1,87 @@
+"""Build of mmmsvmamba and its compiled selective-scan ops (csrc/, see docs/ops.md).
+
+Two extensions, loaded by mmmsvmamba/ops/compiled.py:
+
+* ``mmmsvmamba._C``: the operator schemas and the CPU kernels. Always built.
+* ``mmmsvmamba._C_cuda``: the CUDA kernels. Built when torch has CUDA and nvcc is found (``CUDA_HOME``, default
+  /usr/local/cuda). ``MMMSVMAMBA_WITH_CUDA=0`` skips it; ``=1`` makes a missing toolkit an error.
+
+Environment: ``TORCH_CUDA_ARCH_LIST`` (default '8.0;8.6;8.9;9.0;12.0'), ``MAX_JOBS`` (parallel compile jobs).
+Install for development with ``pip install --no-build-isolation --no-deps -e .`` (tools/setup_env.sh does).
+"""
+import glob
+import os
+
 from setuptools import find_packages, setup
 
-setup(name='mmmsvmamba', version='0.1.0', packages=find_packages(include=['mmmsvmamba', 'mmmsvmamba.*']))
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.join('csrc', 'selective_scan')
+DEFAULT_CUDA_HOME = '/usr/local/cuda'
+DEFAULT_ARCH_LIST = '8.0;8.6;8.9;9.0;12.0'
+
+
+def _requirements(name):
+    with open(os.path.join(ROOT, 'requirements', name)) as f:
+        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+
+
+def _want_cuda(torch, cuda_home):
+    """Whether to build the CUDA extension; raises when MMMSVMAMBA_WITH_CUDA=1 asks for it and it cannot be."""
+    flag = os.environ.get('MMMSVMAMBA_WITH_CUDA', '').strip()
+    if flag == '0':
+        return False
+    missing = []
+    if torch.version.cuda is None:
+        missing.append(f'torch {torch.__version__} is a CPU-only build')
+    if cuda_home is None or not os.path.exists(os.path.join(cuda_home, 'bin', 'nvcc')):
+        missing.append(f'nvcc was not found (CUDA_HOME={cuda_home}; set CUDA_HOME to the CUDA toolkit)')
+    if missing and flag == '1':
+        raise RuntimeError('MMMSVMAMBA_WITH_CUDA=1 but the CUDA extension cannot be built: ' + '; '.join(missing))
+    return not missing
+
+
+def _extensions():
+    # torch.utils.cpp_extension reads CUDA_HOME when imported and otherwise guesses /usr/local.
+    if not (os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')) and os.path.exists(
+            os.path.join(DEFAULT_CUDA_HOME, 'bin', 'nvcc')):
+        os.environ['CUDA_HOME'] = DEFAULT_CUDA_HOME
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
+
+    cxx_flags = ['-O3', '-std=c++20']
+    extensions = [
+        CppExtension('mmmsvmamba._C',
+                     sources=[os.path.join(CSRC, 'selective_scan.cpp')] +
+                     sorted(glob.glob(os.path.join(CSRC, 'cpu', '*.cpp'))),
+                     # no FP-exception semantics: lets the compiler vectorise the selects of cpu/vec_math.h
+                     extra_compile_args={'cxx': cxx_flags + ['-fno-trapping-math']})
+    ]
+    if _want_cuda(torch, CUDA_HOME):
+        os.environ.setdefault('TORCH_CUDA_ARCH_LIST', DEFAULT_ARCH_LIST)
+        # torch's CUDA headers include cuBLAS / cuSPARSE headers, which pip's CUDA runtime keeps here
+        nvidia_include = os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu13', 'include')
+        extensions.append(
+            CUDAExtension('mmmsvmamba._C_cuda',
+                          sources=sorted(glob.glob(os.path.join(CSRC, 'cuda', '*.cu'))),
+                          include_dirs=[nvidia_include] if os.path.isdir(nvidia_include) else [],
+                          extra_compile_args={'cxx': cxx_flags, 'nvcc': ['-O3', '-std=c++20']}))
+    return extensions
+
+
+def _build_ext():
+    from torch.utils.cpp_extension import BuildExtension
+    return BuildExtension.with_options(use_ninja=True)
+
+
+setup(
+    name='mmmsvmamba',
+    version='0.1.0',
+    description='MSVMamba (multi-scale VMamba) backbone for OpenMMLab, with compiled selective-scan ops',
+    packages=find_packages(include=['mmmsvmamba', 'mmmsvmamba.*']),
+    python_requires='>=3.10',
+    install_requires=_requirements('runtime.txt'),
+    extras_require={'tests': _requirements('tests.txt')},
+    ext_modules=_extensions(),
+    cmdclass={'build_ext': _build_ext()},
+    zip_safe=False,
+)

@@ -74,7 +74,7 @@ def ms2d_half_res_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
     """
     check_map_inputs(u, delta, B, C)
     height, width = u.shape[-2:]
-    chosen = resolve_backend(backend, u.device, A.shape[1])
+    chosen = resolve_backend(backend, u.device, A.shape[1], u.dtype)
     if chosen == 'compiled':
         from .compiled import ms2d_half_res_scan_compiled
         return ms2d_half_res_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes)

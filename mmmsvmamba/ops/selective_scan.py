@@ -131,7 +131,7 @@ def selective_scan_fn(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: 
         (B, D, L) float32 (float64 for float64 inputs).
     """
     check_scan_inputs(u, delta, A, B, C, D, delta_bias)
-    chosen = resolve_backend(backend, u.device, A.shape[1])
+    chosen = resolve_backend(backend, u.device, A.shape[1], u.dtype)
     if chosen == 'compiled':
         from .compiled import selective_scan_compiled
         return selective_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus)

@@ -1,0 +1,79 @@
+# Demo: UperNet with an MSVMamba-N backbone trained from scratch on the synthetic shape dataset in ADE20K layout
+# (tools/make_demo_data.py), small enough to learn on 2 CPU cores in a few minutes:
+#     python tools/demo.py seg
+# Same segmentor as configs/upernet_msvmamba_n_160k_ade20k.py, narrowed (heads 64/32 channels, BN instead of
+# SyncBN so that it also runs in CPU-only distributed mode) and on 128x128 crops.
+_base_ = ['../_base_/models/upernet_msvmamba.py', '../_base_/default_runtime_seg.py']
+
+classes = ('background', 'circle', 'square', 'triangle', 'cross')
+palette = [[40, 40, 40], [220, 20, 60], [0, 128, 255], [255, 160, 0], [60, 180, 75]]
+crop_size = (128, 128)
+norm_cfg = dict(type='BN', requires_grad=True)
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(arch='nano', drop_path_rate=0.1, init_cfg=None),
+    decode_head=dict(
+        in_channels=[48, 96, 192, 384], channels=64, num_classes=len(classes), norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=192, channels=32, num_classes=len(classes), norm_cfg=norm_cfg))
+
+data_root = 'data/demo/ade'
+metainfo = dict(classes=classes, palette=palette)
+train_pipeline = [
+    dict(type='StrictLoadImageFromFile'),
+    # label 0 marks unlabeled pixels (a band around every shape), as in ADE20K
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.9),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
+               seg_map_suffix='.png', reduce_zero_label=True)
+train_dataloader = dict(
+    batch_size=4,
+    # one worker: iteration-based resume is only exact when augmentations run in workers (see RNGStateHook)
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        **dataset,
+        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        **dataset,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+
+max_iters = 600
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
+    paramwise_cfg=dict(norm_decay_mult=0.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters, by_epoch=False)
+]
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=2))
+custom_hooks = [dict(type='RNGStateHook'), dict(type='ValidateBeforeTrainHook')]
+randomness = dict(seed=0)

@@ -1,0 +1,6 @@
+# MSVMamba-M (v1 Micro) on ImageNet-1k, 224x224, the official 300-epoch recipe (8 GPUs x 128 images).
+_base_ = './_base_/msvmamba_in1k.py'
+
+model = dict(
+    backbone=dict(arch='micro', drop_path_rate=0.2),
+    head=dict(in_channels=512))

@@ -1,0 +1,6 @@
+# MSVMamba-N (v1 Nano) on ImageNet-1k, 224x224, the official 300-epoch recipe (8 GPUs x 128 images).
+_base_ = './_base_/msvmamba_in1k.py'
+
+model = dict(
+    backbone=dict(arch='nano', drop_path_rate=0.2),
+    head=dict(in_channels=384))

@@ -1,0 +1,159 @@
+// Shared host-side pieces of the d_state = 1 selective scan: input validation and normalisation, output shapes,
+// and the half-resolution route order. Every backend (cpu/, cuda/) starts from a ScanProblem.
+//
+// The recurrence, per batch b, channel d (group g = d / (dim / groups)) and scanned position t, h_{-1} = 0:
+//   dt_t = delta_t + delta_bias_d, then softplus(dt_t) if delta_softplus (threshold 20)
+//   a_t  = exp(dt_t * A_d)
+//   h_t  = a_t * h_{t-1} + dt_t * B_{b,g,t} * u_t
+//   y_t  = C_{b,g,t} * h_t + D_d * u_t
+//
+// Two layouts of the scanned sequence inside a (b, d) plane of `plane` elements:
+//   sequence: position t is element t, seqlen = plane = L.
+//   half-res: the plane is an Hb x Wb map and the sequence is its three MS2D routes one after the other
+//             (spec section 4.2), seqlen = 3 * Hb * Wb; see half_res_offset().
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/macros/Macros.h>
+
+#include <optional>
+#include <vector>
+
+#include "../common/check.h"
+
+namespace mmmsvmamba {
+
+constexpr int kNumRoutes = 3;
+
+// Plane offset of the t-th position of the half-res route sequence, 0 <= t < 3 * height * width.
+// Route 0: row-major reversed. Route 1: column-major (t = w * height + h). Route 2: column-major reversed.
+// index_t: int64_t on the CPU, int on the GPU (where 64-bit division is slow; the host checks the range).
+template <typename index_t>
+C10_HOST_DEVICE inline index_t half_res_offset(index_t t, index_t height, index_t width) {
+  const index_t area = height * width;
+  if (t < area) return area - 1 - t;
+  const index_t s = t < 2 * area ? t - area : 3 * area - 1 - t;  // index into the column-major order
+  const index_t w = s / height;
+  return (s - w * height) * width + w;
+}
+
+struct ScanProblem {
+  // Contiguous. u, delta, B, C share one "input" dtype; A, D, delta_bias are in the compute dtype (float32, or
+  // float64 for float64 inputs). D and delta_bias may be undefined.
+  at::Tensor u, delta, A, B, C, D, delta_bias;
+  int64_t batch = 0, dim = 0, groups = 1;
+  int64_t plane = 0;   // elements of one (b, d) plane of u
+  int64_t seqlen = 0;  // scanned positions per (b, d)
+  int64_t height = 0, width = 0;
+  bool half_res = false;
+  bool sum_routes = true;
+  bool delta_softplus = false;
+
+  at::ScalarType compute_dtype() const { return u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+
+  // (batch, dim, L); half-res (batch, dim, Hb, Wb) when summed, (batch, 3, dim, Hb, Wb) when stacked.
+  std::vector<int64_t> output_sizes() const {
+    if (!half_res) return {batch, dim, seqlen};
+    if (sum_routes) return {batch, dim, height, width};
+    return {batch, kNumRoutes, dim, height, width};
+  }
+};
+
+inline void check_input_dtype(const char* op, const at::Tensor& u) {
+  const auto t = u.scalar_type();
+  TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16, op,
+              ": u must be float32, float64, float16 or bfloat16, got ", t);
+}
+
+// Validates the inputs of either op and brings them to the form the kernels read (see ScanProblem).
+// Sequence op: u, delta (B, D, L); B, C (B, G, 1, L). Half-res op: u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb).
+// Both: A (D, 1), D and delta_bias (D,) or absent.
+inline ScanProblem make_problem(const char* op, bool half_res, const at::Tensor& u, const at::Tensor& delta,
+                                const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
+                                const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& delta_bias,
+                                bool delta_softplus, bool sum_routes) {
+  ScanProblem p;
+  p.half_res = half_res;
+  p.sum_routes = sum_routes;
+  p.delta_softplus = delta_softplus;
+  if (half_res) {
+    check_shape(op, "u", u, {-1, -1, -1, -1}, "(batch, dim, Hb, Wb)");
+  } else {
+    check_shape(op, "u", u, {-1, -1, -1}, "(batch, dim, seqlen)");
+  }
+  check_input_dtype(op, u);
+  p.batch = u.size(0);
+  p.dim = u.size(1);
+  check_shape(op, "delta", delta, u.sizes().vec(), "u.shape");
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == p.dim, op, ": A must have shape (dim, d_state) = (", p.dim,
+              ", 1), got ", shape_str(A.sizes()));
+  TORCH_CHECK(A.size(1) == 1, op, ": the compiled selective scan is specialised for d_state = 1, but A has shape ",
+              shape_str(A.sizes()), "; use backend='torch' for other d_state");
+  std::vector<int64_t> bc_sizes = u.sizes().vec();
+  bc_sizes[1] = -1;
+  bc_sizes.insert(bc_sizes.begin() + 2, 1);
+  const char* bc_layout = half_res ? "(batch, groups, 1, Hb, Wb)" : "(batch, groups, 1, seqlen)";
+  check_shape(op, "B", B, bc_sizes, bc_layout);
+  check_shape(op, "C", C, bc_sizes, bc_layout);
+  p.groups = B.size(1);
+  TORCH_CHECK(p.groups > 0 && p.dim % p.groups == 0, op, ": B has ", p.groups, " groups, which do not divide dim = ",
+              p.dim);
+  TORCH_CHECK(C.size(1) == p.groups, op, ": B and C must have the same number of groups, got ", p.groups, " and ",
+              C.size(1));
+  check_device(op, "delta", delta, u);
+  check_device(op, "A", A, u);
+  check_device(op, "B", B, u);
+  check_device(op, "C", C, u);
+
+  const auto in_dtype = u.scalar_type();
+  const auto acc_dtype = in_dtype == at::kDouble ? at::kDouble : at::kFloat;
+  // One input dtype for the kernels: delta, B and C follow u (spec section 5.2 has them equal anyway).
+  p.u = u.contiguous();
+  p.delta = delta.to(in_dtype).contiguous();
+  p.B = B.to(in_dtype).contiguous();
+  p.C = C.to(in_dtype).contiguous();
+  p.A = A.to(acc_dtype).contiguous();
+  if (D.has_value() && D->defined()) {
+    check_shape(op, "D", *D, {p.dim}, "(dim,)");
+    check_device(op, "D", *D, u);
+    p.D = D->to(acc_dtype).contiguous();
+  }
+  if (delta_bias.has_value() && delta_bias->defined()) {
+    check_shape(op, "delta_bias", *delta_bias, {p.dim}, "(dim,)");
+    check_device(op, "delta_bias", *delta_bias, u);
+    p.delta_bias = delta_bias->to(acc_dtype).contiguous();
+  }
+  if (half_res) {
+    p.height = u.size(2);
+    p.width = u.size(3);
+    p.plane = p.height * p.width;
+    p.seqlen = kNumRoutes * p.plane;
+  } else {
+    p.plane = p.seqlen = u.size(2);
+  }
+  return p;
+}
+
+inline void check_dout(const char* op, const ScanProblem& p, const at::Tensor& dout) {
+  check_shape(op, "dout", dout, p.output_sizes(), "the forward output's shape");
+  check_device(op, "dout", dout, p.u);
+}
+
+// The gradients in the dtypes of the tensors they belong to; dD / ddelta_bias keep the compute dtype when the
+// corresponding input was absent (autograd ignores them then).
+struct ScanGrads {
+  at::Tensor du, ddelta, dA, dB, dC, dD, ddelta_bias;
+
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cast_like(
+      const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
+      const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& delta_bias) const {
+    auto like = [](const at::Tensor& g, const std::optional<at::Tensor>& t) {
+      return t.has_value() && t->defined() ? g.to(t->scalar_type()) : g;
+    };
+    return {du.to(u.scalar_type()),          ddelta.to(delta.scalar_type()), dA.to(A.scalar_type()),
+            dB.view(B.sizes()).to(B.scalar_type()), dC.view(C.sizes()).to(C.scalar_type()), like(dD, D),
+            like(ddelta_bias, delta_bias)};
+  }
+};
+
+}  // namespace mmmsvmamba

@@ -1,0 +1,88 @@
+"""What tools/train.py and tools/test.py share: config preparation, CPU-only distributed runs, runner building.
+
+The same tools serve detection, segmentation and classification configs: the config's ``default_scope``
+('mmdet', 'mmseg' or 'mmpretrain') decides which library's registries the runner uses.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+
+from .runner import MSVMambaRunner
+
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """Read a config (importing its ``custom_imports``), apply ``--cfg-options`` and pick the work dir.
+
+    The work dir is, in this order: ``work_dir``, the config's own ``work_dir``, ``./work_dirs/<config name>``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('default_scope') not in SCOPES:
+        raise ValueError(f'{path}: default_scope must be one of {SCOPES} (it decides whether mmdet, mmseg or '
+                         f'mmpretrain runs the config), got {cfg.get("default_scope")!r}')
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def adapt_to_cpu_distributed(cfg: Config) -> bool:
+    """Let a launcher run work without GPUs: gloo instead of nccl, and DDP without device ids.
+
+    mmengine's defaults assume one GPU per process (nccl, ``device_ids=[LOCAL_RANK]``, ``cuda.set_device``), so
+    a CPU-only ``torchrun`` would fail. The process group is started here, before the runner, which then skips
+    its own GPU-bound setup. Returns whether anything was changed.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return False
+    cfg.setdefault('env_cfg', ConfigDict())
+    cfg.env_cfg.setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if cfg.launcher == 'pytorch' and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                             world_size=int(os.environ['WORLD_SIZE']))
+    print_log('no GPU found: distributed run on CPU with the gloo backend', logger='current')
+    return True
+
+
+def build_runner(cfg: Config):
+    """The config's ``runner_type`` if it names one, else :class:`MSVMambaRunner`."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return MSVMambaRunner.from_cfg(cfg)
+
+
+def enable_drawing(cfg: Config, show_dir: str):
+    """Make the test loop draw every prediction into image files under ``show_dir``.
+
+    Each library names its visualisation hook options differently; this maps ``--show-dir`` onto them.
+    """
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('the config has no default_hooks.visualization, so predictions cannot be drawn; add the '
+                         'visualisation hook of its library (see configs/_base_/default_runtime_*.py)')
+    scope = cfg.default_scope
+    if scope == 'mmdet':
+        hook.update(draw=True, test_out_dir=osp.abspath(show_dir))
+    elif scope == 'mmseg':
+        hook.update(draw=True, interval=1)
+        cfg.visualizer['save_dir'] = osp.abspath(show_dir)
+    else:
+        hook.update(enable=True, interval=1, out_dir=osp.abspath(show_dir))

@@ -1,0 +1,175 @@
+"""The compiled selective-scan ops of ``csrc/``: loading, fake kernels, autograd and Python entry points.
+
+The C++ library ``mmmsvmamba`` defines four functional operators (schemas in
+``csrc/selective_scan/selective_scan.cpp``), specialised for d_state = 1:
+
+* ``torch.ops.mmmsvmamba.selective_scan_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float)``
+  u, delta (B, D, L); A (D, 1); B, C (B, G, 1, L); D, delta_bias (D,) or None -> y (B, D, L).
+* ``torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd(..., delta_softplus, sum_routes, out_float)`` on maps:
+  u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb) -> (B, D, Hb, Wb) summed or (B, 3, D, Hb, Wb) stacked.
+* ``*_bwd(dout, <forward inputs>, flags)`` -> (du, ddelta, dA, dB, dC, dD, ddelta_bias).
+
+``y`` is float32 (float64 for float64 inputs) when ``out_float``, else in u's dtype. Kernels live in two
+extensions built by ``setup.py``: ``mmmsvmamba._C`` (schemas + CPU, always built) and ``mmmsvmamba._C_cuda``
+(CUDA, built when torch has CUDA and nvcc is found). This module loads whichever exist (a missing one is recorded
+in :data:`LOAD_ERRORS`, not raised), then registers the fake kernels (so ``torch.compile`` and ``torch.export``
+can trace the ops) and the autograd formulas (backward = the ``*_bwd`` op; no double backward).
+"""
+import importlib.util
+from typing import Optional
+
+import torch
+
+from .backend import BUILD_HINT
+
+__all__ = ['EXTENSIONS', 'LOAD_ERRORS', 'OPS', 'has_kernel', 'selective_scan_compiled',
+           'ms2d_half_res_scan_compiled']
+
+NAMESPACE = 'mmmsvmamba'
+OPS = ('selective_scan_fwd', 'selective_scan_bwd', 'ms2d_half_res_scan_fwd', 'ms2d_half_res_scan_bwd')
+# extension module -> dispatch key it provides; the CPU one also holds the schemas, so it is loaded first
+EXTENSIONS = {'mmmsvmamba._C': 'CPU', 'mmmsvmamba._C_cuda': 'CUDA'}
+# input dtypes each dispatch key's kernels accept
+KERNEL_DTYPES = {
+    'CPU': (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+    'CUDA': (torch.float32, torch.float16, torch.bfloat16),
+}
+LOAD_ERRORS = {}  # extension module -> why it was not loaded
+
+
+def _load_extension(module: str) -> bool:
+    try:
+        spec = importlib.util.find_spec(module)
+    except ImportError as err:
+        LOAD_ERRORS[module] = repr(err)
+        return False
+    if spec is None or spec.origin is None:
+        LOAD_ERRORS[module] = 'not built'
+        return False
+    try:
+        torch.ops.load_library(spec.origin)
+    except OSError as err:  # e.g. built against another torch, or a CUDA build loaded without the CUDA runtime
+        LOAD_ERRORS[module] = f'{spec.origin} failed to load: {err}'
+        return False
+    return True
+
+
+def _kernel_keys() -> tuple:
+    """Dispatch keys for which every op has a kernel (computed once, so the dispatch is a constant lookup)."""
+    loaded = [key for module, key in EXTENSIONS.items() if _load_extension(module)]
+    if 'CPU' not in loaded:  # without the schemas no op exists at all
+        return ()
+    return tuple(key for key in loaded
+                 if all(torch._C._dispatch_has_kernel_for_dispatch_key(f'{NAMESPACE}::{op}', key) for op in OPS))
+
+
+KERNEL_KEYS = _kernel_keys()
+_DEVICE_KEYS = {'cpu': 'CPU', 'cuda': 'CUDA'}
+
+
+def has_kernel(device_type: str, dtype: Optional[torch.dtype] = None) -> bool:
+    """True when the compiled ops have kernels for ``device_type`` (and accept inputs of ``dtype``, if given)."""
+    key = _DEVICE_KEYS.get(device_type)
+    if key not in KERNEL_KEYS:
+        return False
+    return dtype is None or dtype in KERNEL_DTYPES[key]
+
+
+def _require(device_type: str) -> None:
+    if not has_kernel(device_type):
+        raise RuntimeError(f'the compiled selective-scan op is not built for {device_type}: {BUILD_HINT}')
+
+
+def _scan_out_dtype(u: torch.Tensor, out_float: bool) -> torch.dtype:
+    if not out_float:
+        return u.dtype
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+def _grads_like(u, delta, A, B, C, D, delta_bias):
+    """Fake gradients: each in its input's shape and dtype, contiguous, as the kernels return them."""
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    dim = u.shape[1]
+    return (u.new_empty(u.shape), delta.new_empty(delta.shape), A.new_empty(A.shape), B.new_empty(B.shape),
+            C.new_empty(C.shape),
+            D.new_empty(D.shape) if D is not None else u.new_empty((dim,), dtype=compute),
+            delta_bias.new_empty(delta_bias.shape) if delta_bias is not None else u.new_empty((dim,), dtype=compute))
+
+
+def _selective_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float):
+    return u.new_empty(u.shape, dtype=_scan_out_dtype(u, out_float))
+
+
+def _selective_scan_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus):
+    return _grads_like(u, delta, A, B, C, D, delta_bias)
+
+
+def _half_res_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float):
+    batch, dim, height, width = u.shape
+    shape = (batch, dim, height, width) if sum_routes else (batch, 3, dim, height, width)
+    return u.new_empty(shape, dtype=_scan_out_dtype(u, out_float))
+
+
+def _half_res_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes):
+    return _grads_like(u, delta, A, B, C, D, delta_bias)
+
+
+def _setup_context(ctx, inputs, output):
+    u, delta, A, B, C, D, delta_bias = inputs[:7]
+    ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
+    # recorded here because saved_tensors may be read only once (activation checkpointing enforces it)
+    ctx.has_D, ctx.has_delta_bias = D is not None, delta_bias is not None
+    ctx.flags = inputs[7:-1]  # delta_softplus, and sum_routes for the half-res op (out_float is not needed)
+
+
+def _input_grads(ctx, grads):
+    du, ddelta, dA, dB, dC, dD, ddelta_bias = grads
+    return (du, ddelta, dA, dB, dC, dD if ctx.has_D else None,
+            ddelta_bias if ctx.has_delta_bias else None) + (None,) * (len(ctx.flags) + 1)
+
+
+def _selective_scan_backward(ctx, dout):
+    grads = torch.ops.mmmsvmamba.selective_scan_bwd(dout, *ctx.saved_tensors, *ctx.flags)
+    return _input_grads(ctx, grads)
+
+
+def _half_res_backward(ctx, dout):
+    grads = torch.ops.mmmsvmamba.ms2d_half_res_scan_bwd(dout, *ctx.saved_tensors, *ctx.flags)
+    return _input_grads(ctx, grads)
+
+
+if KERNEL_KEYS:
+    torch.library.register_fake(f'{NAMESPACE}::selective_scan_fwd', _selective_scan_fwd_fake)
+    torch.library.register_fake(f'{NAMESPACE}::selective_scan_bwd', _selective_scan_bwd_fake)
+    torch.library.register_fake(f'{NAMESPACE}::ms2d_half_res_scan_fwd', _half_res_fwd_fake)
+    torch.library.register_fake(f'{NAMESPACE}::ms2d_half_res_scan_bwd', _half_res_bwd_fake)
+    torch.library.register_autograd(f'{NAMESPACE}::selective_scan_fwd', _selective_scan_backward,
+                                    setup_context=_setup_context)
+    torch.library.register_autograd(f'{NAMESPACE}::ms2d_half_res_scan_fwd', _half_res_backward,
+                                    setup_context=_setup_context)
+
+
+def selective_scan_compiled(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                            C: torch.Tensor, D: Optional[torch.Tensor] = None,
+                            delta_bias: Optional[torch.Tensor] = None, delta_softplus: bool = False,
+                            out_float: bool = True) -> torch.Tensor:
+    """Differentiable selective scan through the compiled op (d_state = 1); shapes as in the module docstring.
+
+    Returns (B, D, L): float32 (float64 for float64 u) when ``out_float``, else u's dtype.
+    """
+    _require(u.device.type)
+    return torch.ops.mmmsvmamba.selective_scan_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float)
+
+
+def ms2d_half_res_scan_compiled(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                                C: torch.Tensor, D: Optional[torch.Tensor] = None,
+                                delta_bias: Optional[torch.Tensor] = None, delta_softplus: bool = True,
+                                sum_routes: bool = True, out_float: bool = True) -> torch.Tensor:
+    """The three half-resolution routes of a map scanned with one state by the fused compiled op.
+
+    u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb). Returns (B, D, Hb, Wb) when ``sum_routes``, else
+    (B, 3, D, Hb, Wb) in route order; dtype as in :func:`selective_scan_compiled`.
+    """
+    _require(u.device.type)
+    return torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus,
+                                                       sum_routes, out_float)

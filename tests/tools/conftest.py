@@ -1,0 +1,46 @@
+"""Shared pieces of the tool tests: a tiny generated COCO set and the options that shrink the demo config."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_DET = 'configs/demo/mask_rcnn_msvmamba_demo_shapes.py'
+
+
+@pytest.fixture(scope='session')
+def tiny_coco(tmp_path_factory):
+    from mmmsvmamba.datasets import make_coco
+    return make_coco(str(tmp_path_factory.mktemp('data') / 'coco'), num_train=12, num_val=4, seed=3)
+
+
+def demo_options(data_root: str, epochs: int) -> list:
+    """--cfg-options that point the detection demo at ``data_root`` and shorten it to ``epochs``."""
+    root = data_root.rstrip('/') + '/'
+    return [
+        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={root}annotations/instances_val.json',
+        f'test_evaluator.ann_file={root}annotations/instances_val.json', f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={epochs}', 'default_hooks.checkpoint.max_keep_ckpts=-1',
+        'default_hooks.logger.interval=1'
+    ]
+
+
+def run_tool(args: list, timeout: int = 600, env_extra: dict = None) -> subprocess.CompletedProcess:
+    """Run a command from the repository root with this interpreter; fail showing its output."""
+    env = dict(os.environ, PYTHON=sys.executable, **(env_extra or {}))
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n'
+                             f'{result.stderr[-8000:]}')
+    return result
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,61 @@
+"""Evaluate a checkpoint on a config's test set, optionally drawing every prediction into an image.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--tta] [--out FILE]
+                                           [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The config's default_scope (mmdet / mmseg / mmpretrain) decides which library runs it; tools/dist_test.sh runs
+it with several processes.
+"""
+import argparse
+import os
+
+from mmengine.config import ConfigDict, DictAction
+
+from mmmsvmamba.engine.launch import adapt_to_cpu_distributed, build_runner, enable_drawing, load_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test an MSVMamba detector, segmentor or classifier')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file (ours, or an official one, see docs/model_zoo.md)')
+    parser.add_argument('--work-dir', help='where the metrics are logged (default ./work_dirs/<config name>)')
+    parser.add_argument('--show-dir', help='draw each prediction into an image file in this directory')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation from the config (tta_model / tta_pipeline), e.g. the '
+                        'multi-scale + flip mIoU (MS) of the segmentation configs')
+    parser.add_argument('--out', help='also dump the raw predictions to this pickle file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=4')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (set by tools/dist_test.sh)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir:
+        enable_drawing(cfg, args.show_dir)
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError(f'{args.config} defines no tta_model / tta_pipeline, so --tta has nothing to run')
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+    adapt_to_cpu_distributed(cfg)
+    runner = build_runner(cfg)
+    if args.out:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
