@@ -11,6 +11,7 @@ from mmmsvmamba.models import official_to_mmpretrain
 from mmmsvmamba.models.checkpoint import extract_state_dict
 
 mmpretrain = pytest.importorskip('mmpretrain')
+from mmengine.registry import DefaultScope  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 
 OFFICIAL = Path(__file__).parents[1] / 'data' / 'official'
@@ -20,6 +21,12 @@ ARCH_TO_FACTS = dict(nano='v1_nano', micro='v1_micro', tiny_v1='v1_tiny', tiny='
 
 
 def build_classifier(arch, width, num_classes=1000):
+    # other tests leave mmengine's default scope at mmdet or mmseg; the classifier lives in mmpretrain's
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return _build(arch, width, num_classes)
+
+
+def _build(arch, width, num_classes):
     return MODELS.build(dict(type='ImageClassifier',
                              backbone=dict(type='MSVMamba', arch=arch, out_indices=(3, )),
                              neck=dict(type='GlobalAveragePooling'),
