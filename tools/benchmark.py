@@ -114,6 +114,17 @@ def build_model(name: str, peer_source: str = 'auto'):
     return model, 'mmpretrain' if type(model).__name__ == 'ImageClassifier' else 'torch'
 
 
+def _peers(args) -> list:
+    """The peers asked for; by default the command's peers if a library provides them, else none (with a note)."""
+    if args.peers is not None:
+        return [canonical_name(p) for p in args.peers]
+    if importlib.util.find_spec('mmpretrain') is None and importlib.util.find_spec('torchvision') is None:
+        print('benchmark.py: neither mmpretrain nor torchvision is installed: no peers are measured',
+              file=sys.stderr)
+        return []
+    return list(PEERS) if args.command == 'classify' else ['swin-t']
+
+
 def _peer_source(choice: str) -> str:
     available = {lib: importlib.util.find_spec(lib) is not None for lib in ('mmpretrain', 'torchvision')}
     if choice == 'auto':
@@ -392,7 +403,7 @@ def _device_name(device: torch.device) -> str:
 
 def cmd_classify(args, protocol: Protocol, env: dict) -> dict:
     ours = [canonical_name(m) for m in args.models]
-    peers = [canonical_name(p) for p in args.peers]
+    peers = _peers(args)
     results = []
     for name in ours + peers:
         for mode in args.modes:
@@ -422,7 +433,7 @@ def cmd_classify(args, protocol: Protocol, env: dict) -> dict:
 def cmd_scaling(args, protocol: Protocol, env: dict) -> dict:
     sizes = [_parse_size(s) for s in args.sizes]
     results = []
-    for name in [canonical_name(m) for m in args.models] + [canonical_name(p) for p in args.peers]:
+    for name in [canonical_name(m) for m in args.models] + _peers(args):
         for height, width in sizes:
             results.append(run_case(_case('classify', name, 'infer', protocol, (height, width), args.peer_source)))
             _progress(results[-1])
@@ -622,13 +633,15 @@ def parse_args(argv=None):
     sub = parser.add_subparsers(dest='command', required=True)
     classify = sub.add_parser('classify', parents=[common], help='ImageNet classifiers, ours and the peers')
     classify.add_argument('models', nargs='*', default=['tiny'], help='MSVMamba archs (default tiny)')
-    classify.add_argument('--peers', nargs='*', default=list(PEERS), help=f'peers (default {" ".join(PEERS)})')
+    classify.add_argument('--peers', nargs='*', help=f'peers (default {" ".join(PEERS)}, when mmpretrain or '
+                                                     'torchvision is installed)')
     classify.add_argument('--modes', nargs='+', choices=('infer', 'train'), default=['infer', 'train'])
     classify.add_argument('--peer-source', choices=('auto', 'mmpretrain', 'torchvision'), default='auto',
                           help='where the peers come from (default: mmpretrain, else torchvision)')
     scaling = sub.add_parser('scaling', parents=[common], help='inference time per image against input size')
     scaling.add_argument('models', nargs='*', default=['tiny'], help='MSVMamba archs (default tiny)')
-    scaling.add_argument('--peers', nargs='*', default=['swin-t'], help='peers (default swin-t)')
+    scaling.add_argument('--peers', nargs='*', help='peers (default swin-t, when mmpretrain or torchvision is '
+                                                    'installed)')
     scaling.add_argument('--sizes', nargs='+', default=list(DEFAULT_SIZES), help='N or HxW (default: %(default)s)')
     scaling.add_argument('--peer-source', choices=('auto', 'mmpretrain', 'torchvision'), default='auto')
     config = sub.add_parser('config', parents=[common], help='detection / segmentation configs: test_step and '

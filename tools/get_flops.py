@@ -1,6 +1,6 @@
 """Count the FLOPs and parameters of MSVMamba classifiers, detectors and segmentors the way the official code did.
 
-    python tools/get_flops.py MODEL [MODEL ...] [--shape H [W]] [--json] [--depth N]
+    python tools/get_flops.py MODEL [MODEL ...] [--shape H [W]] [--json] [--depth N] [--cfg-options K=V ...]
 
 MODEL is an arch of ``MSVMamba.arch_zoo`` (nano, micro, tiny_v1, tiny, small, base, or an alias) or a config file.
 An arch means the ImageNet classifier (backbone -> global average pooling -> linear head, 1000 classes) at
@@ -44,6 +44,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mmmsvmamba.models import MSVMamba
 from mmmsvmamba.models import ms2d as ms2d_module
 from mmmsvmamba.ops.ms2d_routes import NUM_ROUTES
+
+try:  # only configs need mmengine; arch counts run with torch alone
+    from mmengine.config import DictAction
+except ImportError:
+    DictAction = None
 
 # Published GFLOPs for the "official" column: (model kind, (H, W)) -> arch -> (GFLOPs, source).
 _FVCORE = 'the official code counted with fvcore (official_facts.json; the figures its yamls quote)'
@@ -323,8 +328,8 @@ def build_classifier(arch: str, num_classes: int = 1000, use_mmpretrain: bool = 
         head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=MSVMamba.parse_arch(arch)['dims'][3])))
 
 
-def load_config(path: str):
-    """An mmengine Config, with errors that name the problem (missing file, missing OpenMMLab libraries)."""
+def load_config(path: str, options: dict = None):
+    """An mmengine Config (with ``options`` merged in, as --cfg-options), with errors that name the problem."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     try:
@@ -333,6 +338,8 @@ def load_config(path: str):
         raise ImportError('a config needs mmengine and the library of its task (mmdet, mmseg or mmpretrain); '
                           'install them with `bash tools/setup_env.sh`') from error
     cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
     scope = cfg.get('default_scope')
     if scope not in DEFAULT_SHAPES:
         raise ValueError(f'{path}: default_scope must be one of {sorted(DEFAULT_SHAPES)} (it picks the task), '
@@ -398,7 +405,7 @@ def _input_shape(shape, default):
     return (shape[0], shape[-1])
 
 
-def analyze(spec: str, shape=None, depth: int = 3, seed: int = 0) -> dict:
+def analyze(spec: str, shape=None, depth: int = 3, seed: int = 0, cfg_options: dict = None) -> dict:
     """Count params and FLOPs of an arch (its ImageNet classifier) or a config; see the module docstring.
 
     Returns a dict with ``flops`` (official convention), ``flops_real`` (what mmmsvmamba computes), ``params``,
@@ -408,7 +415,7 @@ def analyze(spec: str, shape=None, depth: int = 3, seed: int = 0) -> dict:
     torch.manual_seed(seed)  # the detector's proposals, hence its count, depend on the random weights and input
     cfg = None
     if spec.endswith('.py') or os.sep in spec:
-        cfg = load_config(spec)
+        cfg = load_config(spec, cfg_options)
         scope, arch = cfg.default_scope, config_arch(cfg)
     else:
         try:
@@ -445,7 +452,7 @@ def analyze(spec: str, shape=None, depth: int = 3, seed: int = 0) -> dict:
                    'x_proj/dt_proj on each of the 3 half-resolution route sequences, as the official code')
     if proposals is not None:
         report['num_proposals'] = proposals
-    if arch is not None and backbone is not None:
+    if kind == 'classifier' and arch is not None:
         version = MSVMamba.parse_arch(arch)['version']
         report['flops_by_official_op'] = {name: sum(by_op.get(g, 0) for g in groups)
                                           for name, groups in OFFICIAL_OP_GROUPS[version].items()}
@@ -482,7 +489,9 @@ def format_report(report: dict) -> str:
         lines.append(f"  official                     {official['gflops']:>18.3f} G  ({official['source']}); "
                      f"ours {official['diff_pct']:+.2f}%")
     if 'num_proposals' in report:
-        lines.append(f"  proposals through the RoI heads: {report['num_proposals']} (mask head: first 100)")
+        proposals = report['num_proposals']
+        lines.append(f'  proposals through the RoI heads: {proposals} '
+                     f'(the mask head takes the first {min(proposals, 100)})')
     lines.append('\n  operator group                      GFLOPs')
     for group, flops in report['flops_by_op'].items():
         lines.append(f'  {group:<30} {flops / 1e9:>11.4f}')
@@ -502,6 +511,9 @@ def parse_args(argv=None):
                         help='input H [W]; default 224 for an arch, per task for a config '
                              '(classification 224 224, detection 1280 800, segmentation 512 2048)')
     parser.add_argument('--depth', type=int, default=3, help='module depth of the per-module table (default 3)')
+    if DictAction is not None:
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                            help='override config entries, e.g. model.test_cfg.rpn.max_per_img=300')
     parser.add_argument('--json', action='store_true',
                         help='print JSON (an object; a list of objects for several models) instead of tables')
     return parser.parse_args(argv)
@@ -510,7 +522,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        reports = [analyze(spec, args.shape, args.depth) for spec in args.models]
+        options = getattr(args, 'cfg_options', {})
+        reports = [analyze(spec, args.shape, args.depth, cfg_options=options) for spec in args.models]
     except (ValueError, FileNotFoundError, ImportError) as error:
         sys.exit(f'get_flops.py: error: {error}')
     if args.json:

@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.dist import all_gather_object
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -49,8 +50,9 @@ def _world() -> tuple:
 class RNGStateHook(Hook):
     """Save the random generators in every checkpoint and restore them on resume.
 
-    * ``before_save_checkpoint``: stores every rank's generator state under ``checkpoint['rng_state']``
-      (a list indexed by rank; gathered to all ranks since only rank 0 writes the file).
+    * ``before_save_checkpoint``: stores every process's generator state under ``checkpoint['rng_state']`` (a
+      list indexed by rank). mmengine saves on rank 0 only, so the other ranks' states are gathered after every
+      training iteration (one small all-gather; nothing happens there in between that draws random numbers).
     * ``after_load_checkpoint`` when resuming: keeps this rank's state and sets it right before training goes on
       (the next ``before_train_epoch`` / ``before_train_iter``), so whatever runs in between (building
       data loaders, skipping already-seen batches) cannot shift it.
@@ -68,18 +70,22 @@ class RNGStateHook(Hook):
     def __init__(self):
         self._pending: Optional[dict] = None
         self._before_val: Optional[dict] = None
+        self._gathered: Optional[list] = None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if _world()[1] > 1:
+            self._gathered = all_gather_object(get_rng_state())
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         rank, world_size = _world()
-        states = [None] * world_size
-        if world_size > 1:
-            dist.all_gather_object(states, get_rng_state())
-        else:
-            states[0] = get_rng_state()
         # a checkpoint saved during validation must hold the training state, not validation's
-        if self._before_val is not None:
-            states[rank] = self._before_val
-        checkpoint['rng_state'] = states
+        current = self._before_val if self._before_val is not None else get_rng_state()
+        if world_size == 1:
+            checkpoint['rng_state'] = [current]
+        elif self._gathered is not None:
+            states = list(self._gathered)
+            states[rank] = current
+            checkpoint['rng_state'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not runner._resume:

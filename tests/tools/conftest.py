@@ -1,5 +1,6 @@
 """Shared pieces of the tool tests: a tiny generated COCO set and the options that shrink the demo config."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -28,13 +29,23 @@ def demo_options(data_root: str, epochs: int) -> list:
 
 
 def run_tool(args: list, timeout: int = 600, env_extra: dict = None) -> subprocess.CompletedProcess:
-    """Run a command from the repository root with this interpreter; fail showing its output."""
+    """Run a command from the repository root with this interpreter; fail showing its output.
+
+    The command gets its own process group, killed whole on a time-out, so that no launcher child (torchrun's
+    workers) outlives a failed test.
+    """
     env = dict(os.environ, PYTHON=sys.executable, **(env_extra or {}))
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n'
-                             f'{result.stderr[-8000:]}')
-    return result
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f'{" ".join(args)} did not finish in {timeout}s:\n{stdout[-4000:]}\n{stderr[-8000:]}')
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n{stdout[-4000:]}\n{stderr[-8000:]}')
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
 def load_tool(name: str):

@@ -115,11 +115,11 @@ def test_config_runs_test_or_train_step_on_synthetic_data(config, mode, library,
     if not (ROOT / 'configs' / config).is_file() or importlib.util.find_spec(library) is None:
         pytest.skip(f'needs configs/{config} and {library}')
     output = run_json(['config', str(ROOT / 'configs' / config), '--modes', mode, '--infer-shape', '64', '96',
-                       '--train-shape', '64', '64', '--no-isolate', '--device', 'cpu', '--warmup', '0', '--runs', '1',
+                       '--train-shape', '32', '32', '--no-isolate', '--device', 'cpu', '--warmup', '0', '--runs', '1',
                        '--threads', '1'], tmp_path / 'config.json')
     (row, ) = output['results']
     assert row['model'] == config[:-3] and row['mode'] == f'{mode}_fp32' and row['source'] == library
-    assert row['res'] == ('64x96' if mode == 'infer' else 64)
+    assert row['res'] == ('64x96' if mode == 'infer' else 32)
     assert row['bs'] == (1 if mode == 'infer' else 2)  # test batch 1; the config's training batch
     assert row['img_s'] > 0 and row['params_M'] > 25
 
