@@ -27,7 +27,7 @@ STAMP=$VENV/.mmmsvmamba-env
 
 log() { echo "[setup_env] $*"; }
 
-if [[ -f $STAMP && "$(cat "$STAMP")" == "$RECIPE" ]] && "$VENV/bin/python" -c "import mmcv._ext, mmmsvmamba" 2>/dev/null; then
+if [[ -f $STAMP && "$(cat "$STAMP")" == "$RECIPE" ]] && "$VENV/bin/python" -c "import mmcv._ext, mmmsvmamba.ops.compiled as c; assert 'CPU' in c.KERNEL_KEYS" 2>/dev/null; then
   log "environment up to date ($VENV)"
   exit 0
 fi
