@@ -53,8 +53,12 @@ def _extensions():
         CppExtension('mmmsvmamba._C',
                      sources=[os.path.join(CSRC, 'selective_scan.cpp')] +
                      sorted(glob.glob(os.path.join(CSRC, 'cpu', '*.cpp'))),
-                     # no FP-exception semantics: lets the compiler vectorise the selects of cpu/vec_math.h
-                     extra_compile_args={'cxx': cxx_flags + ['-fno-trapping-math']})
+                     # -fno-trapping-math: no FP-exception semantics, lets the compiler vectorise the selects of
+                     # cpu/vec_math.h. -fopenmp: at::parallel_for is an OpenMP region compiled into the caller;
+                     # without it the kernels run on one thread. The library it links is the libgomp.so.1 that
+                     # torch has already loaded, so torch.set_num_threads governs both.
+                     extra_compile_args={'cxx': cxx_flags + ['-fno-trapping-math', '-fopenmp']},
+                     extra_link_args=['-fopenmp'])
     ]
     if _want_cuda(torch, CUDA_HOME):
         os.environ.setdefault('TORCH_CUDA_ARCH_LIST', DEFAULT_ARCH_LIST)

@@ -43,6 +43,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmmsvmamba.models import MSVMamba
 from mmmsvmamba.models import ms2d as ms2d_module
+from mmmsvmamba.models.layers import Conv1x1, Linear2d
 from mmmsvmamba.ops.ms2d_routes import NUM_ROUTES
 
 try:  # only configs need mmengine; arch counts run with torch alone
@@ -222,7 +223,8 @@ def ms2d_scan_accounting(counter: FlopCounter):
     The scan entry points are wrapped where MS2D looks them up, so that the ops of the PyTorch fallback (or of a
     compiled kernel) do not add to the count. The convolutions that MS2D issues itself (x_proj, dt_proj) are
     booked as ``ssm_proj``; for the half-resolution route, the two route copies that the official code computes
-    are added as ``ssm_proj_route_copies``. Raises if MS2D stops calling its scans the way counted here.
+    are added as ``ssm_proj_route_copies``; the matmuls of the 1x1 convolutions are booked as ``conv``. Raises if
+    MS2D stops calling its scans the way counted here.
     """
     calls, blocks = Counter(), Counter()
     originals = {'selective_scan_fn': ms2d_module.selective_scan_fn,
@@ -253,8 +255,14 @@ def ms2d_scan_accounting(counter: FlopCounter):
         return scan
 
     def regroup(module, group):
-        # MS2D's only direct convolutions are the x_proj and dt_proj of its two routes
-        return 'ssm_proj' if group == 'conv' and isinstance(module, ms2d_module.MS2D) else group
+        # MS2D's only direct products are the x_proj and dt_proj of its two routes
+        if group in ('conv', 'linear') and isinstance(module, ms2d_module.MS2D):
+            return 'ssm_proj'
+        # our 1x1 convolutions run as matmuls (mmmsvmamba.models.layers.pointwise); the official code, whose
+        # operator table we compare with, runs them as convolutions
+        if group == 'linear' and isinstance(module, (Linear2d, Conv1x1)):
+            return 'conv'
+        return group
 
     def count_block(module, args):
         if isinstance(module, ms2d_module.MS2D):

@@ -38,8 +38,11 @@ C10_HOST_DEVICE inline index_t half_res_offset(index_t t, index_t height, index_
 }
 
 struct ScanProblem {
-  // Contiguous. u, delta, B, C share one "input" dtype; A, D, delta_bias are in the compute dtype (float32, or
-  // float64 for float64 inputs). D and delta_bias may be undefined.
+  // u, delta, B, C share one "input" dtype; A, D, delta_bias are in the compute dtype (float32, or float64 for
+  // float64 inputs). D and delta_bias may be undefined. All contiguous, in the layout the backend asked for:
+  //   channels-first (CUDA): u, delta (batch, dim, plane...) and B, C (batch, groups, 1, plane...) as given;
+  //   channels-last (CPU):   the channel axis moved last, u, delta (batch, plane..., dim), B, C (batch, 1, plane...,
+  //                          groups), so that neighbouring channels of one position are neighbours in memory.
   at::Tensor u, delta, A, B, C, D, delta_bias;
   int64_t batch = 0, dim = 0, groups = 1;
   int64_t plane = 0;   // elements of one (b, d) plane of u
@@ -48,6 +51,7 @@ struct ScanProblem {
   bool half_res = false;
   bool sum_routes = true;
   bool delta_softplus = false;
+  bool channels_last = false;
 
   at::ScalarType compute_dtype() const { return u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
@@ -57,6 +61,8 @@ struct ScanProblem {
     if (sum_routes) return {batch, dim, height, width};
     return {batch, kNumRoutes, dim, height, width};
   }
+  // Axis of output_sizes() that holds the channels.
+  int64_t output_channel_axis() const { return half_res && !sum_routes ? 2 : 1; }
 };
 
 inline void check_input_dtype(const char* op, const at::Tensor& u) {
@@ -67,12 +73,13 @@ inline void check_input_dtype(const char* op, const at::Tensor& u) {
 
 // Validates the inputs of either op and brings them to the form the kernels read (see ScanProblem).
 // Sequence op: u, delta (B, D, L); B, C (B, G, 1, L). Half-res op: u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb).
-// Both: A (D, 1), D and delta_bias (D,) or absent.
+// Both: A (D, 1), D and delta_bias (D,) or absent. `channels_last` picks the layout of ScanProblem's tensors.
 inline ScanProblem make_problem(const char* op, bool half_res, const at::Tensor& u, const at::Tensor& delta,
                                 const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
                                 const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& delta_bias,
-                                bool delta_softplus, bool sum_routes) {
+                                bool delta_softplus, bool sum_routes, bool channels_last = false) {
   ScanProblem p;
+  p.channels_last = channels_last;
   p.half_res = half_res;
   p.sum_routes = sum_routes;
   p.delta_softplus = delta_softplus;
@@ -108,10 +115,14 @@ inline ScanProblem make_problem(const char* op, bool half_res, const at::Tensor&
   const auto in_dtype = u.scalar_type();
   const auto acc_dtype = in_dtype == at::kDouble ? at::kDouble : at::kFloat;
   // One input dtype for the kernels: delta, B and C follow u (spec section 5.2 has them equal anyway).
-  p.u = u.contiguous();
-  p.delta = delta.to(in_dtype).contiguous();
-  p.B = B.to(in_dtype).contiguous();
-  p.C = C.to(in_dtype).contiguous();
+  // A no-op for inputs already in the asked layout (the model hands the CPU kernels channels-last maps).
+  auto layout = [&](const at::Tensor& t) {
+    return (channels_last ? t.to(in_dtype).movedim(1, -1) : t.to(in_dtype)).contiguous();
+  };
+  p.u = layout(u);
+  p.delta = layout(delta);
+  p.B = layout(B);
+  p.C = layout(C);
   p.A = A.to(acc_dtype).contiguous();
   if (D.has_value() && D->defined()) {
     check_shape(op, "D", *D, {p.dim}, "(dim,)");

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops import ms2d_half_res_scan, selective_scan_fn
-from .layers import LayerNorm2d, Linear2d, SqueezeExcite
+from .layers import LayerNorm2d, Linear2d, SqueezeExcite, pointwise
 
 D_STATE = 1  # every released MSVMamba uses d_state = 1; the compiled kernels are specialised for it
 NUM_ROUTE_PARAMS = 2  # parameter sets: one for the full-res route, one shared by the three half-res routes
@@ -74,9 +74,9 @@ class MS2D(nn.Module):
 
     def _route(self, x: torch.Tensor, route: int):
         """Per-position projections of a (B, Di, h, w) map for one route -> scan inputs (maps, not sequences)."""
-        x_dbl = F.conv2d(x, self.x_proj_weight[route][:, :, None, None])
+        x_dbl = pointwise(x, self.x_proj_weight[route])
         dts, b, c = torch.split(x_dbl, [self.dt_rank, D_STATE, D_STATE], dim=1)
-        delta = F.conv2d(dts, self.dt_projs_weight[route][:, :, None, None])
+        delta = pointwise(dts, self.dt_projs_weight[route])
         A = -torch.exp(self.A_logs.float()).view(NUM_ROUTE_PARAMS, self.inner, D_STATE)[route]
         D = self.Ds.view(NUM_ROUTE_PARAMS, self.inner)[route]
         return dict(u=x, delta=delta, A=A, B=b.unsqueeze(1), C=c.unsqueeze(1), D=D,

@@ -143,6 +143,9 @@ class MSVMamba(nn.Module):
         for module in self.modules():
             if isinstance(module, MS2D):
                 module.reset_ssm_parameters()
+        # Convolution weights live in channels-last memory, the layout of the activations (see layers.pointwise):
+        # with weights in the other layout, oneDNN reorders them on every call. load_state_dict and .to() keep it.
+        self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
     @classmethod

@@ -86,18 +86,31 @@ def _scan_out_dtype(u: torch.Tensor, out_float: bool) -> torch.dtype:
     return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
+def _new_output(like: torch.Tensor, shape: tuple, dtype: torch.dtype, channel_axis: int = 1) -> torch.Tensor:
+    """An empty tensor in the memory layout the kernels of ``like``'s device return.
+
+    CUDA kernels return contiguous tensors; CPU kernels return the channel axis innermost (a permuted view of a
+    contiguous tensor, see csrc/selective_scan/cpu), so the fake kernels must say so too.
+    """
+    if like.device.type == 'cuda':
+        return like.new_empty(shape, dtype=dtype)
+    shape = tuple(shape)
+    memory = shape[:channel_axis] + shape[channel_axis + 1:] + (shape[channel_axis],)
+    return like.new_empty(memory, dtype=dtype).movedim(-1, channel_axis)
+
+
 def _grads_like(u, delta, A, B, C, D, delta_bias):
-    """Fake gradients: each in its input's shape and dtype, contiguous, as the kernels return them."""
+    """Fake gradients: each in its input's shape and dtype, in the kernels' layout (du, ddelta as the output)."""
     compute = torch.float64 if u.dtype == torch.float64 else torch.float32
     dim = u.shape[1]
-    return (u.new_empty(u.shape), delta.new_empty(delta.shape), A.new_empty(A.shape), B.new_empty(B.shape),
-            C.new_empty(C.shape),
+    return (_new_output(u, u.shape, u.dtype), _new_output(u, delta.shape, delta.dtype), A.new_empty(A.shape),
+            B.new_empty(B.shape), C.new_empty(C.shape),
             D.new_empty(D.shape) if D is not None else u.new_empty((dim,), dtype=compute),
             delta_bias.new_empty(delta_bias.shape) if delta_bias is not None else u.new_empty((dim,), dtype=compute))
 
 
 def _selective_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float):
-    return u.new_empty(u.shape, dtype=_scan_out_dtype(u, out_float))
+    return _new_output(u, u.shape, _scan_out_dtype(u, out_float))
 
 
 def _selective_scan_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus):
@@ -106,8 +119,9 @@ def _selective_scan_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softp
 
 def _half_res_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float):
     batch, dim, height, width = u.shape
-    shape = (batch, dim, height, width) if sum_routes else (batch, 3, dim, height, width)
-    return u.new_empty(shape, dtype=_scan_out_dtype(u, out_float))
+    if sum_routes:
+        return _new_output(u, (batch, dim, height, width), _scan_out_dtype(u, out_float))
+    return _new_output(u, (batch, 3, dim, height, width), _scan_out_dtype(u, out_float), channel_axis=2)
 
 
 def _half_res_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes):

@@ -127,6 +127,30 @@ def test_output_shapes_any_size(version, size):
     assert all(o.is_contiguous() for o in outs)
 
 
+@pytest.mark.parametrize('version', ['v1', 'v3'])
+def test_activations_and_conv_weights_stay_channels_last(version):
+    """The CPU speed rests on channels-last memory throughout (docs/architecture.md, "Memory layout"): a change
+    that silently falls back to (B, C, H, W) memory keeps the numbers but makes every block reorder its data."""
+    arch = dict(FIXTURE_ARCH, version=version)
+    model = MSVMamba(arch).eval()
+    model.load_state_dict({k: v.contiguous() for k, v in MSVMamba(arch).state_dict().items()})  # as from a file
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    seen = []
+
+    def record(module, args, output):
+        # v1's MS2D returns (B, H, W, C) tensors; everything else (B, C, H, W)-shaped ones
+        channels_innermost = output if getattr(module, 'channels_last', False) else output.permute(0, 2, 3, 1)
+        seen.append((type(module).__name__, channels_innermost.is_contiguous()))
+
+    for module in model.modules():
+        if type(module).__name__ in ('ConvFFN', 'MS2D') or isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(record)
+    with torch.no_grad():
+        model(torch.randn(1, 3, 40, 56))
+    assert seen and [name for name, channels_last in seen if not channels_last] == []
+
+
 @pytest.mark.parametrize('out_indices', [(0, ), (1, 3), (2, ), (0, 1, 2, 3), (-1, )])
 def test_out_indices_subset(fixture_data, out_indices):
     full = load_fixture_backbone(fixture_data)

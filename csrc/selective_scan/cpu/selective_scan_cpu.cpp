@@ -1,24 +1,32 @@
 // CPU kernels of the d_state = 1 selective scan and of the fused MS2D half-resolution scan, forward and backward.
 //
-// Work split: at::parallel_for over the (batch, channel) rows. The forward scans kRows rows at once in tiles of
-// kTile positions: a vectorised pass computes dt and exp(dt A) for the tile, then one SIMD step per position
-// advances the kRows recurrences together. The backward scans one row at a time in blocks of kBlock positions.
-// The half-resolution op reads its plane through a table of route offsets (half_res_offset) and adds the three
-// routes into one output plane (or writes them to three), so no permuted copies are made. Inputs of any floating
-// dtype are computed in float32 (float64 for float64).
+// Layout: channels-last. The kernels read u, delta as (batch, position, channel) and B, C as (batch, position,
+// group) (make_problem(..., channels_last=true) moves the channel axis last; a no-op for the channels-last maps the
+// model produces), and return outputs and gradients in that memory layout, viewed with the logical shapes. A task
+// owns kLanes neighbouring channels of one batch element: every load of a position is kLanes contiguous values,
+// one SIMD register wide, so the recurrence advances kLanes channels per step with no transposition.
 //
-// Backward, per row: a forward pass recomputes and keeps h_t (seqlen + 1 values per thread), then a reverse pass
+// Work split: at::parallel_for over the (batch, channel block) tasks. Each scan step loads its position's lanes,
+// computes dt and exp(dt A) in SIMD registers and advances the recurrence; only h carries from step to step, so
+// the out-of-order core overlaps the transcendentals of later steps with it. The half-resolution op reads positions
+// through a table of route offsets (half_res_offset) and adds the three routes into one output plane (or writes
+// them to three), so no permuted copies are made. Inputs of any floating dtype are computed in float32 (float64 for
+// float64).
+//
+// Backward, per task: a forward pass recomputes and keeps h_t ((seqlen + 1) * kLanes values), then a reverse pass
 // runs g_t = C_t dy_t + a_{t+1} g_{t+1} (dL/dh_t) and forms every gradient from g, h_{t-1} and the inputs:
 //   du = D dy + g dt B     dB = g dt u     dC = dy h     dD = sum dy u
 //   d(dt) = g (B u + A a h_{t-1})   dA = sum g dt a h_{t-1}   ddelta = d(dt) softplus'   ddelta_bias = sum ddelta
-// dB and dC are summed over the channels of a group afterwards (per-row buffers: no write races).
+// dB and dC are written per channel and summed over the channels of a group afterwards (no write races).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../selective_scan.h"
@@ -27,268 +35,223 @@
 namespace mmmsvmamba {
 namespace {
 
-constexpr int64_t kBlock = 256;  // positions per block (backward): the block's buffers stay in L1
-// The forward scans kRows rows together, in blocks of kTile positions stored position-major ([kTile][kRows]):
-// each step of the recurrence then advances all kRows rows with one SIMD operation, instead of waiting for the
-// latency of one row's multiply-add chain.
-constexpr int kRows = 8;
-constexpr int64_t kTile = 64;
-
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-// An AVX2+FMA copy of the transcendental pass, picked at load time on CPUs that have it (8 lanes instead of 4).
+// An AVX2+FMA copy of each task function (MMMSVMAMBA_TASK_ENTRIES below), picked at load time on CPUs that have
+// it. Everything a task calls is forced inline, so the whole task is compiled for the picked target.
 #define MMMSVMAMBA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MMMSVMAMBA_CPU_CLONES
 #endif
+#define MMMSVMAMBA_INLINE inline __attribute__((always_inline))
 
-// For n positions of kLanes interleaved rows ([n][kLanes], row r has bias[r] and A[r]):
-// dt = softplus(delta + bias) (or delta + bias), a = exp(dt A) and, if dsoftplus is given, softplus'(delta + bias).
-template <int kLanes, typename acc_t>
-inline __attribute__((always_inline)) void discretize_impl(const acc_t* delta, const acc_t* bias, const acc_t* A,
-                                                           bool softplus, int64_t n, acc_t* dt, acc_t* a,
-                                                           acc_t* dsoftplus) {
-  for (int64_t i = 0; i < n; ++i) {
-    for (int r = 0; r < kLanes; ++r) dt[i * kLanes + r] = delta[i * kLanes + r] + bias[r];
-  }
-  if (dsoftplus) {
-    for (int64_t i = 0; i < n * kLanes; ++i) dsoftplus[i] = softplus ? cpu_math::softplus_grad(dt[i]) : acc_t(1);
-  }
-  if (softplus) {
-    for (int64_t i = 0; i < n * kLanes; ++i) dt[i] = cpu_math::softplus(dt[i]);
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    for (int r = 0; r < kLanes; ++r) a[i * kLanes + r] = cpu_math::exp(dt[i * kLanes + r] * A[r]);
-  }
-}
+// Gradient sums (dA, dD, ddelta_bias) are added up in SIMD lanes of acc_t for this many steps, then in double.
+constexpr int64_t kSumBlock = 256;
 
-MMMSVMAMBA_CPU_CLONES void discretize_rows(const float* delta, const float* bias, const float* A, bool softplus,
-                                           int64_t n, float* dt, float* a) {
-  discretize_impl<kRows>(delta, bias, A, softplus, n, dt, a, static_cast<float*>(nullptr));
-}
-
-void discretize_rows(const double* delta, const double* bias, const double* A, bool softplus, int64_t n, double* dt,
-                     double* a) {
-  discretize_impl<kRows>(delta, bias, A, softplus, n, dt, a, static_cast<double*>(nullptr));
-}
-
-MMMSVMAMBA_CPU_CLONES void discretize(const float* delta, float bias, float A, bool softplus, int64_t n, float* dt,
-                                      float* a, float* dsoftplus) {
-  discretize_impl<1>(delta, &bias, &A, softplus, n, dt, a, dsoftplus);
-}
-
-void discretize(const double* delta, double bias, double A, bool softplus, int64_t n, double* dt, double* a,
-                double* dsoftplus) {
-  discretize_impl<1>(delta, &bias, &A, softplus, n, dt, a, dsoftplus);
-}
-
-// Sum of n values with eight independent partial sums (vectorisable without reassociation flags).
 template <typename acc_t>
-double block_sum(const acc_t* v, int64_t n) {
-  acc_t lanes[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) lanes[j] += v[i + j];
+struct LanesOf;
+template <>
+struct LanesOf<float> {
+  using type = FloatLanes;
+};
+template <>
+struct LanesOf<double> {
+  using type = DoubleLanes;
+};
+template <typename acc_t>
+using Lanes = typename LanesOf<acc_t>::type;
+
+// The first n of kLanes values at src as acc_t lanes (zeros after them).
+template <typename acc_t, typename src_t>
+MMMSVMAMBA_INLINE Lanes<acc_t> load_lanes(const src_t* src, int n) {
+  Lanes<acc_t> v = {};
+  if constexpr (std::is_same_v<src_t, acc_t>) {
+    if (n == kLanes) {
+      std::memcpy(&v, src, sizeof(v));
+      return v;
+    }
   }
-  double total = 0;
-  for (; i < n; ++i) total += v[i];
-  for (int j = 0; j < 8; ++j) total += lanes[j];
-  return total;
+  for (int k = 0; k < n; ++k) v[k] = static_cast<acc_t>(src[k]);
+  return v;
 }
 
-// Where the scanned positions of a row are read from and written to. Offsets are relative to a row base;
-// a null table means position t is element t.
-struct RowMap {
-  const int64_t* in = nullptr;   // into a (b, d) plane of u / delta and a (b, g) plane of B / C
-  const int64_t* out = nullptr;  // into the output (and dout) row
-  bool accumulate_in = false;    // several positions read one plane element (routes): their gradients add up
-  bool accumulate_out = false;   // several positions write one output element (summed routes)
-  int64_t out_row_stride = 0;    // output row base = b * out_batch_stride + d * out_row_stride
-  int64_t out_batch_stride = 0;
+// Writes (or adds) the first n lanes of v to dst.
+template <typename acc_t>
+MMMSVMAMBA_INLINE void store_lanes(acc_t* dst, int n, Lanes<acc_t> v, bool accumulate) {
+  if (n == kLanes) {
+    if (accumulate) v += load_lanes<acc_t>(dst, kLanes);
+    std::memcpy(dst, &v, sizeof(v));
+    return;
+  }
+  for (int k = 0; k < n; ++k) dst[k] = accumulate ? dst[k] + v[k] : v[k];
+}
+
+// Where scan step t of a batch element reads and writes, in positions (multiples of dim elements):
+// input position b * plane + in_pos(t) and output position b * out_batch + out_pos(t).
+struct StepMap {
+  const int64_t* in = nullptr;   // null: t itself
+  const int64_t* out = nullptr;  // null: in_pos(t)
+  bool accumulate_in = false;    // several steps read one position (routes): their gradients add up
+  bool accumulate_out = false;   // several steps write one output position (summed routes)
+  int64_t out_batch = 0;
+  int64_t in_pos(int64_t t) const { return in ? in[t] : t; }
+  int64_t out_pos(int64_t t) const { return out ? out[t] : in_pos(t); }
 };
 
-// Positions [t0, t0 + n) of a row into dst[i * stride], as acc_t.
-template <typename src_t, typename acc_t>
-inline void gather(const src_t* src, const int64_t* offset, int64_t t0, int64_t n, acc_t* dst, int stride = 1) {
-  if (offset) {
-    for (int64_t i = 0; i < n; ++i) dst[i * stride] = static_cast<acc_t>(src[offset[t0 + i]]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i * stride] = static_cast<acc_t>(src[t0 + i]);
-  }
-}
-
+// One task: channels [d0, d0 + n) of batch element b, n <= kLanes. Lanes past n repeat channel d0 + n - 1's
+// parameters (their inputs are zero); their results are dropped.
 template <typename acc_t>
-inline void scatter(acc_t* dst, const int64_t* offset, bool accumulate, int64_t t0, int64_t n, const acc_t* src,
-                    int stride = 1) {
-  if (!offset) {
-    for (int64_t i = 0; i < n; ++i) dst[t0 + i] = src[i * stride];
-  } else if (accumulate) {
-    for (int64_t i = 0; i < n; ++i) dst[offset[t0 + i]] += src[i * stride];
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[offset[t0 + i]] = src[i * stride];
-  }
-}
+struct Task {
+  int64_t b, d0;
+  int n;
+  Lanes<acc_t> A, D, bias;
+  int64_t group[kLanes];
+  bool one_group;  // all lanes in one group of B / C (always, for MSVMamba's single group)
+};
+
+// The discretised inputs of one step: u, x = delta + bias, dt = softplus(x) (or x), a = exp(dt A), B and C.
+template <typename acc_t>
+struct Step {
+  Lanes<acc_t> u, x, dt, a, B, C;
+};
 
 template <typename in_t, typename acc_t>
-struct Rows {
-  const in_t *u, *delta, *B, *C;
-  const acc_t *A, *D, *bias;  // D and bias may be null
-  int64_t dim, groups, plane, seqlen;
+struct ScanData {
+  const in_t *u, *delta, *B, *C;  // channels-last: u[(b * plane + p) * dim + d], B[(b * plane + p) * groups + g]
+  const acc_t *A, *D, *bias;      // D and bias may be null
+  int64_t batch, dim, groups, plane, seqlen;
   bool softplus;
 
-  int64_t bc_base(int64_t row) const {  // start of the (b, g) plane of B and C for row (b, d)
-    const int64_t b = row / dim, d = row % dim;
-    return (b * groups + d / (dim / groups)) * plane;
-  }
-  int64_t out_base(const RowMap& map, int64_t row) const {
-    return (row / dim) * map.out_batch_stride + (row % dim) * map.out_row_stride;
-  }
-};
+  int64_t blocks() const { return (dim + kLanes - 1) / kLanes; }
 
-// kRows values of acc_t as one SIMD value (GCC / Clang vector extension; the attribute needs a concrete type).
-template <typename acc_t>
-struct RowLanesOf;
-template <>
-struct RowLanesOf<float> {
-  typedef float type __attribute__((vector_size(kRows * sizeof(float))));
+  MMMSVMAMBA_INLINE Task<acc_t> task(int64_t index) const {
+    Task<acc_t> t;
+    t.b = index / blocks();
+    t.d0 = index % blocks() * kLanes;
+    t.n = static_cast<int>(std::min<int64_t>(kLanes, dim - t.d0));
+    const int64_t group_size = dim / groups;
+    for (int k = 0; k < kLanes; ++k) {
+      const int64_t d = t.d0 + std::min(k, t.n - 1);
+      t.A[k] = A[d];
+      t.D[k] = D ? D[d] : acc_t(0);
+      t.bias[k] = bias ? bias[d] : acc_t(0);
+      t.group[k] = d / group_size;
+    }
+    t.one_group = t.group[0] == t.group[kLanes - 1];
+    return t;
+  }
+
+  // The step reading plane position `pos` (C only if with_C).
+  MMMSVMAMBA_INLINE Step<acc_t> step(const Task<acc_t>& task, int64_t pos, bool with_C) const {
+    const int64_t at = task.b * plane + pos;
+    Step<acc_t> s;
+    s.u = load_lanes<acc_t>(u + at * dim + task.d0, task.n);
+    s.x = load_lanes<acc_t>(delta + at * dim + task.d0, task.n) + task.bias;
+    s.dt = softplus ? cpu_math::softplus(s.x) : s.x;
+    s.a = cpu_math::exp(s.dt * task.A);
+    s.B = group_lanes(B + at * groups, task);
+    if (with_C) s.C = group_lanes(C + at * groups, task);
+    return s;
+  }
+
+  MMMSVMAMBA_INLINE Lanes<acc_t> group_lanes(const in_t* src, const Task<acc_t>& task) const {
+    Lanes<acc_t> v = {};
+    if (task.one_group) return v + static_cast<acc_t>(src[task.group[0]]);
+    for (int k = 0; k < kLanes; ++k) v[k] = static_cast<acc_t>(src[task.group[k]]);
+    return v;
+  }
 };
-template <>
-struct RowLanesOf<double> {
-  typedef double type __attribute__((vector_size(kRows * sizeof(double))));
-};
-template <typename acc_t>
-using RowLanes = typename RowLanesOf<acc_t>::type;
 
 template <typename in_t, typename acc_t>
-void scan_fwd_rows(const Rows<in_t, acc_t>& r, const RowMap& map, acc_t* out, int64_t row_begin, int64_t row_end) {
-  alignas(64) acc_t ub[kTile * kRows], db[kTile * kRows], bb[kTile * kRows], cb[kTile * kRows], dt[kTile * kRows],
-      a[kTile * kRows], y[kTile * kRows];
-  for (int64_t row0 = row_begin; row0 < row_end; row0 += kRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kRows, row_end - row0));
-    // lanes past the last row repeat it; their results are dropped
-    const in_t *u[kRows], *delta[kRows], *B[kRows], *C[kRows];
-    acc_t A[kRows], Dv[kRows], bias[kRows], h[kRows];
-    acc_t* out_row[kRows];
-    for (int k = 0; k < kRows; ++k) {
-      const int64_t row = row0 + std::min(k, rows - 1), d = row % r.dim;
-      u[k] = r.u + row * r.plane;
-      delta[k] = r.delta + row * r.plane;
-      B[k] = r.B + r.bc_base(row);
-      C[k] = r.C + r.bc_base(row);
-      A[k] = r.A[d];
-      Dv[k] = r.D ? r.D[d] : acc_t(0);
-      bias[k] = r.bias ? r.bias[d] : acc_t(0);
-      out_row[k] = out + r.out_base(map, row);
-      h[k] = 0;
-    }
-    for (int64_t t0 = 0; t0 < r.seqlen; t0 += kTile) {
-      const int64_t n = std::min(kTile, r.seqlen - t0);
-      for (int k = 0; k < kRows; ++k) {
-        gather(u[k], map.in, t0, n, ub + k, kRows);
-        gather(delta[k], map.in, t0, n, db + k, kRows);
-        gather(B[k], map.in, t0, n, bb + k, kRows);
-        gather(C[k], map.in, t0, n, cb + k, kRows);
-      }
-      discretize_rows(db, bias, A, r.softplus, n, dt, a);
-      // one step for all rows at once (vector extension: GCC/Clang lower it to the widest SIMD available)
-      RowLanes<acc_t> hv, Dl, av, dtv, bv, uv, cv, yv;
-      std::memcpy(&hv, h, sizeof(hv));
-      std::memcpy(&Dl, Dv, sizeof(Dl));
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t at = i * kRows;
-        std::memcpy(&av, a + at, sizeof(av));
-        std::memcpy(&dtv, dt + at, sizeof(dtv));
-        std::memcpy(&bv, bb + at, sizeof(bv));
-        std::memcpy(&uv, ub + at, sizeof(uv));
-        std::memcpy(&cv, cb + at, sizeof(cv));
-        hv = av * hv + dtv * bv * uv;
-        yv = cv * hv + Dl * uv;
-        std::memcpy(y + at, &yv, sizeof(yv));
-      }
-      std::memcpy(h, &hv, sizeof(hv));
-      for (int k = 0; k < rows; ++k) scatter(out_row[k], map.out, map.accumulate_out, t0, n, y + k, kRows);
-    }
+MMMSVMAMBA_INLINE void scan_fwd_task(const ScanData<in_t, acc_t>& s, const StepMap& map, acc_t* out, int64_t index) {
+  const auto task = s.task(index);
+  Lanes<acc_t> h = {};
+  for (int64_t t = 0; t < s.seqlen; ++t) {
+    const auto in = s.step(task, map.in_pos(t), true);
+    h = in.a * h + in.dt * in.B * in.u;
+    const int64_t pos = task.b * map.out_batch + map.out_pos(t);
+    store_lanes(out + pos * s.dim + task.d0, task.n, in.C * h + task.D * in.u, map.accumulate_out);
   }
 }
 
-// Gradient buffers in the compute dtype: du, ddelta, dB_rows, dC_rows are (batch, dim, plane) (per-channel
-// contributions to dB / dC, summed over the group later); dA, dD, dbias_rows are (batch, dim).
+// Gradient buffers in the compute dtype, channels-last like the inputs: du, ddelta, dB, dC are (batch, plane, dim)
+// (dB, dC per channel, summed over each group afterwards); dA, dD, dbias are (batch, dim).
 template <typename acc_t>
-struct GradRows {
+struct GradBuffers {
   acc_t *du, *ddelta, *dB, *dC, *dA, *dD, *dbias;
 };
 
 template <typename in_t, typename acc_t>
-void scan_bwd_rows(const Rows<in_t, acc_t>& r, const RowMap& map, const acc_t* dout, const GradRows<acc_t>& gr,
-                   int64_t row_begin, int64_t row_end) {
-  acc_t ub[kBlock], db[kBlock], bb[kBlock], cb[kBlock], dyb[kBlock], dt[kBlock], a[kBlock], dsp[kBlock], g[kBlock];
-  acc_t du[kBlock], ddelta[kBlock], dBv[kBlock], dCv[kBlock], pA[kBlock], pD[kBlock];
-  std::vector<acc_t> hs(r.seqlen + 1);  // hs[t + 1] = h_t, hs[0] = h_{-1} = 0
-  hs[0] = 0;
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const int64_t d = row % r.dim;
-    const in_t* u = r.u + row * r.plane;
-    const in_t* delta = r.delta + row * r.plane;
-    const in_t* B = r.B + r.bc_base(row);
-    const in_t* C = r.C + r.bc_base(row);
-    const acc_t* dy_row = dout + r.out_base(map, row);
-    const acc_t A = r.A[d], Dv = r.D ? r.D[d] : acc_t(0), bias = r.bias ? r.bias[d] : acc_t(0);
+MMMSVMAMBA_INLINE void scan_bwd_task(const ScanData<in_t, acc_t>& s, const StepMap& map, const acc_t* dout,
+                                     const GradBuffers<acc_t>& gb, std::vector<acc_t>& hs, int64_t index) {
+  const auto task = s.task(index);
+  // hs[(t + 1) * kLanes + k] = h_t of lane k; hs[k] = h_{-1} = 0
+  hs.resize((s.seqlen + 1) * kLanes);
+  Lanes<acc_t> h = {};
+  std::memcpy(hs.data(), &h, sizeof(h));
+  for (int64_t t = 0; t < s.seqlen; ++t) {
+    const auto in = s.step(task, map.in_pos(t), false);
+    h = in.a * h + in.dt * in.B * in.u;
+    std::memcpy(hs.data() + (t + 1) * kLanes, &h, sizeof(h));
+  }
 
-    acc_t h = 0;
-    for (int64_t t0 = 0; t0 < r.seqlen; t0 += kBlock) {
-      const int64_t n = std::min(kBlock, r.seqlen - t0);
-      gather(u, map.in, t0, n, ub);
-      gather(delta, map.in, t0, n, db);
-      gather(B, map.in, t0, n, bb);
-      discretize(db, bias, A, r.softplus, n, dt, a, nullptr);
-      for (int64_t i = 0; i < n; ++i) {
-        h = a[i] * h + dt[i] * bb[i] * ub[i];
-        hs[t0 + i + 1] = h;
+  Lanes<acc_t> q = {};  // a_{t+1} g_{t+1}: what flows back into step t from the later ones
+  Lanes<acc_t> block_dA = {}, block_dD = {}, block_dbias = {};
+  double sum_dA[kLanes] = {}, sum_dD[kLanes] = {}, sum_dbias[kLanes] = {};
+  for (int64_t t = s.seqlen - 1; t >= 0; --t) {
+    const int64_t pos = map.in_pos(t);
+    const auto in = s.step(task, pos, true);
+    const Lanes<acc_t> dsoftplus = s.softplus ? cpu_math::softplus_grad(in.x) : Lanes<acc_t>{} + acc_t(1);
+    const Lanes<acc_t> dy =
+        load_lanes<acc_t>(dout + (task.b * map.out_batch + map.out_pos(t)) * s.dim + task.d0, task.n);
+    const Lanes<acc_t> g = in.C * dy + q;
+    q = in.a * g;
+    const Lanes<acc_t> h_prev = load_lanes<acc_t>(hs.data() + t * kLanes, kLanes);
+    const Lanes<acc_t> h_t = load_lanes<acc_t>(hs.data() + (t + 1) * kLanes, kLanes);
+    const Lanes<acc_t> gdt = g * in.dt, a_hprev = in.a * h_prev;
+    const Lanes<acc_t> ddelta = g * (in.B * in.u + task.A * a_hprev) * dsoftplus;
+    block_dA += gdt * a_hprev;
+    block_dD += dy * in.u;
+    block_dbias += ddelta;
+    const int64_t offset = (task.b * s.plane + pos) * s.dim + task.d0;
+    store_lanes(gb.du + offset, task.n, dy * task.D + gdt * in.B, map.accumulate_in);
+    store_lanes(gb.ddelta + offset, task.n, ddelta, map.accumulate_in);
+    store_lanes(gb.dB + offset, task.n, gdt * in.u, map.accumulate_in);
+    store_lanes(gb.dC + offset, task.n, dy * h_t, map.accumulate_in);
+    if (t % kSumBlock == 0) {
+      for (int k = 0; k < kLanes; ++k) {
+        sum_dA[k] += block_dA[k];
+        sum_dD[k] += block_dD[k];
+        sum_dbias[k] += block_dbias[k];
       }
+      block_dA = block_dD = block_dbias = Lanes<acc_t>{};
     }
-
-    acc_t q = 0;  // a_{t+1} g_{t+1}: what flows back into position t from the later ones
-    double sum_dA = 0, sum_dD = 0, sum_dbias = 0;
-    const int64_t last_block = r.seqlen == 0 ? 0 : (r.seqlen - 1) / kBlock * kBlock;
-    for (int64_t t0 = last_block; t0 >= 0 && r.seqlen > 0; t0 -= kBlock) {
-      const int64_t n = std::min(kBlock, r.seqlen - t0);
-      gather(u, map.in, t0, n, ub);
-      gather(delta, map.in, t0, n, db);
-      gather(B, map.in, t0, n, bb);
-      gather(C, map.in, t0, n, cb);
-      gather(dy_row, map.out, t0, n, dyb);
-      discretize(db, bias, A, r.softplus, n, dt, a, dsp);
-      for (int64_t i = n - 1; i >= 0; --i) {
-        g[i] = cb[i] * dyb[i] + q;
-        q = a[i] * g[i];
-      }
-      const acc_t* h_prev = hs.data() + t0;
-      for (int64_t i = 0; i < n; ++i) {
-        const acc_t gdt = g[i] * dt[i];
-        const acc_t a_hprev = a[i] * h_prev[i];
-        du[i] = dyb[i] * Dv + gdt * bb[i];
-        dBv[i] = gdt * ub[i];
-        dCv[i] = dyb[i] * h_prev[i + 1];
-        pA[i] = gdt * a_hprev;
-        pD[i] = dyb[i] * ub[i];
-        ddelta[i] = g[i] * (bb[i] * ub[i] + A * a_hprev) * dsp[i];
-      }
-      sum_dA += block_sum(pA, n);
-      sum_dD += block_sum(pD, n);
-      sum_dbias += block_sum(ddelta, n);
-      const int64_t base = row * r.plane;
-      scatter(gr.du + base, map.in, map.accumulate_in, t0, n, du);
-      scatter(gr.ddelta + base, map.in, map.accumulate_in, t0, n, ddelta);
-      scatter(gr.dB + base, map.in, map.accumulate_in, t0, n, dBv);
-      scatter(gr.dC + base, map.in, map.accumulate_in, t0, n, dCv);
-    }
-    gr.dA[row] = static_cast<acc_t>(sum_dA);
-    gr.dD[row] = static_cast<acc_t>(sum_dD);
-    gr.dbias[row] = static_cast<acc_t>(sum_dbias);
+  }
+  for (int k = 0; k < task.n; ++k) {
+    const int64_t row = task.b * s.dim + task.d0 + k;
+    gb.dA[row] = static_cast<acc_t>(sum_dA[k]);
+    gb.dD[row] = static_cast<acc_t>(sum_dD[k]);
+    gb.dbias[row] = static_cast<acc_t>(sum_dbias[k]);
   }
 }
 
-// Route offset tables of the half-resolution layout (see selective_scan.h): `in` into the (Hb, Wb) plane, and
-// for stacked output `out` into a (3, dim, Hb, Wb) batch slice relative to channel d's route-0 plane.
+// The task entry points: one per input dtype, each cloned for AVX2 (float compute) so that the inlined task body is
+// vectorised for the CPU it runs on. float64 is for gradcheck, not for speed: no clones.
+#define MMMSVMAMBA_TASK_ENTRIES(in_t, acc_t, clones)                                                              \
+  clones void fwd_task(const ScanData<in_t, acc_t>& s, const StepMap& map, acc_t* out, int64_t index) {           \
+    scan_fwd_task(s, map, out, index);                                                                            \
+  }                                                                                                               \
+  clones void bwd_task(const ScanData<in_t, acc_t>& s, const StepMap& map, const acc_t* dout,                     \
+                       const GradBuffers<acc_t>& gb, std::vector<acc_t>& hs, int64_t index) {                     \
+    scan_bwd_task(s, map, dout, gb, hs, index);                                                                   \
+  }
+MMMSVMAMBA_TASK_ENTRIES(float, float, MMMSVMAMBA_CPU_CLONES)
+MMMSVMAMBA_TASK_ENTRIES(at::Half, float, MMMSVMAMBA_CPU_CLONES)
+MMMSVMAMBA_TASK_ENTRIES(at::BFloat16, float, MMMSVMAMBA_CPU_CLONES)
+MMMSVMAMBA_TASK_ENTRIES(double, double, )
+#undef MMMSVMAMBA_TASK_ENTRIES
+
+// Route tables of the half-resolution layout (see selective_scan.h): `in` the plane position of each step, and for
+// stacked output `out` its position in the (3, Hb, Wb) output of a batch element.
 struct HalfResTables {
   std::vector<int64_t> in, out;
 };
@@ -299,34 +262,28 @@ HalfResTables half_res_tables(const ScanProblem& p) {
   for (int64_t t = 0; t < p.seqlen; ++t) tables.in[t] = half_res_offset(t, p.height, p.width);
   if (!p.sum_routes) {
     tables.out.resize(p.seqlen);
-    for (int64_t t = 0; t < p.seqlen; ++t) tables.out[t] = (t / p.plane) * p.dim * p.plane + tables.in[t];
+    for (int64_t t = 0; t < p.seqlen; ++t) tables.out[t] = (t / p.plane) * p.plane + tables.in[t];
   }
   return tables;
 }
 
-RowMap row_map(const ScanProblem& p, const HalfResTables& tables) {
-  RowMap map;
-  if (!p.half_res) {
-    map.out_row_stride = p.seqlen;
-    map.out_batch_stride = p.dim * p.seqlen;
-    return map;
-  }
+StepMap step_map(const ScanProblem& p, const HalfResTables& tables) {
+  StepMap map;
+  map.out_batch = p.seqlen;  // sequence: one output per step; stacked routes: 3 planes
+  if (!p.half_res) return map;
   map.in = tables.in.data();
   map.accumulate_in = true;
-  map.accumulate_out = p.sum_routes;
-  map.out_row_stride = p.plane;
   if (p.sum_routes) {
-    map.out = tables.in.data();
-    map.out_batch_stride = p.dim * p.plane;
+    map.accumulate_out = true;
+    map.out_batch = p.plane;
   } else {
     map.out = tables.out.data();
-    map.out_batch_stride = kNumRoutes * p.dim * p.plane;
   }
   return map;
 }
 
 template <typename in_t, typename acc_t>
-Rows<in_t, acc_t> make_rows(const ScanProblem& p) {
+ScanData<in_t, acc_t> scan_data(const ScanProblem& p) {
   return {p.u.data_ptr<in_t>(),
           p.delta.data_ptr<in_t>(),
           p.B.data_ptr<in_t>(),
@@ -334,6 +291,7 @@ Rows<in_t, acc_t> make_rows(const ScanProblem& p) {
           p.A.data_ptr<acc_t>(),
           p.D.defined() ? p.D.data_ptr<acc_t>() : nullptr,
           p.delta_bias.defined() ? p.delta_bias.data_ptr<acc_t>() : nullptr,
+          p.batch,
           p.dim,
           p.groups,
           p.plane,
@@ -341,28 +299,42 @@ Rows<in_t, acc_t> make_rows(const ScanProblem& p) {
           p.delta_softplus};
 }
 
-// Rows per parallel task: enough positions that a task outweighs its scheduling. A scanned position costs tens
-// of times an elementwise op, so the grain is far below at::internal::GRAIN_SIZE (which would leave, e.g., the
-// 768 rows of 49 positions of a 7x7 stage in one task out of two).
-constexpr int64_t kGrainPositions = 2048;
+// Tasks per parallel chunk: enough scanned values that a chunk outweighs its scheduling. A scanned value costs
+// several times an elementwise op, so the grain is far below at::internal::GRAIN_SIZE (which would leave, e.g.,
+// the 768 channels x 49 positions of a 7x7 stage in one chunk for two threads).
+constexpr int64_t kGrainValues = 16384;
 
-int64_t rows_per_task(const ScanProblem& p) {
-  return std::max<int64_t>(1, kGrainPositions / std::max<int64_t>(1, p.seqlen));
+int64_t tasks_per_chunk(const ScanProblem& p) {
+  return std::max<int64_t>(1, kGrainValues / std::max<int64_t>(1, p.seqlen * kLanes));
+}
+
+// Sizes with the axis `axis` moved last.
+std::vector<int64_t> channels_last_sizes(std::vector<int64_t> sizes, int64_t axis) {
+  const int64_t channels = sizes[axis];
+  sizes.erase(sizes.begin() + axis);
+  sizes.push_back(channels);
+  return sizes;
+}
+
+// A tensor of logical `sizes` whose memory has the axis `axis` innermost, zero-filled if `zero`.
+at::Tensor empty_channels_last(const std::vector<int64_t>& sizes, int64_t axis, const at::TensorOptions& options,
+                               bool zero) {
+  const auto memory = channels_last_sizes(sizes, axis);
+  return (zero ? at::zeros(memory, options) : at::empty(memory, options)).movedim(-1, axis);
 }
 
 at::Tensor scan_fwd(const ScanProblem& p, bool out_float) {
   const auto tables = p.half_res ? half_res_tables(p) : HalfResTables{};
-  const RowMap map = row_map(p, tables);
+  const StepMap map = step_map(p, tables);
   // Summed routes accumulate into the output, so it starts at zero; every other layout writes each element once.
-  auto options = p.u.options().dtype(p.compute_dtype());
-  at::Tensor out = map.accumulate_out ? at::zeros(p.output_sizes(), options) : at::empty(p.output_sizes(), options);
+  at::Tensor out = empty_channels_last(p.output_sizes(), p.output_channel_axis(),
+                                       p.u.options().dtype(p.compute_dtype()), map.accumulate_out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.u.scalar_type(), "selective_scan_fwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto rows = make_rows<scalar_t, acc_t>(p);
+    const auto data = scan_data<scalar_t, acc_t>(p);
     acc_t* out_ptr = out.data_ptr<acc_t>();
-    const int64_t n_rows = p.batch * p.dim, n_groups = (n_rows + kRows - 1) / kRows;  // tasks take whole groups
-    at::parallel_for(0, n_groups, (rows_per_task(p) + kRows - 1) / kRows, [&](int64_t begin, int64_t end) {
-      scan_fwd_rows(rows, map, out_ptr, begin * kRows, std::min(end * kRows, n_rows));
+    at::parallel_for(0, p.batch * data.blocks(), tasks_per_chunk(p), [&](int64_t begin, int64_t end) {
+      for (int64_t index = begin; index < end; ++index) fwd_task(data, map, out_ptr, index);
     });
   });
   return out_float ? out : out.to(p.u.scalar_type());
@@ -370,35 +342,42 @@ at::Tensor scan_fwd(const ScanProblem& p, bool out_float) {
 
 ScanGrads scan_bwd(const ScanProblem& p, const at::Tensor& dout) {
   const auto tables = p.half_res ? half_res_tables(p) : HalfResTables{};
-  const RowMap map = row_map(p, tables);
+  const StepMap map = step_map(p, tables);
   auto options = p.u.options().dtype(p.compute_dtype());
-  const at::Tensor dy = dout.to(p.compute_dtype()).contiguous();
-  // The routes of a half-res row add into the same plane elements, so those buffers start at zero.
+  const at::Tensor dy = dout.movedim(p.output_channel_axis(), -1).to(p.compute_dtype()).contiguous();
+  // The routes of a half-res step add into the same plane positions, so those buffers start at zero.
   auto plane_buffer = [&] {
-    return map.accumulate_in ? at::zeros({p.batch, p.dim, p.plane}, options)
-                          : at::empty({p.batch, p.dim, p.plane}, options);
+    return map.accumulate_in ? at::zeros({p.batch, p.plane, p.dim}, options)
+                             : at::empty({p.batch, p.plane, p.dim}, options);
   };
-  at::Tensor du = plane_buffer(), ddelta = plane_buffer(), dB_rows = plane_buffer(), dC_rows = plane_buffer();
+  at::Tensor du = plane_buffer(), ddelta = plane_buffer(), dB_channels = plane_buffer(), dC_channels = plane_buffer();
   at::Tensor dA_rows = at::empty({p.batch, p.dim}, options), dD_rows = at::empty({p.batch, p.dim}, options),
              dbias_rows = at::empty({p.batch, p.dim}, options);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.u.scalar_type(), "selective_scan_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto rows = make_rows<scalar_t, acc_t>(p);
-    const GradRows<acc_t> grads{du.data_ptr<acc_t>(),      ddelta.data_ptr<acc_t>(),  dB_rows.data_ptr<acc_t>(),
-                                dC_rows.data_ptr<acc_t>(), dA_rows.data_ptr<acc_t>(), dD_rows.data_ptr<acc_t>(),
-                                dbias_rows.data_ptr<acc_t>()};
+    const auto data = scan_data<scalar_t, acc_t>(p);
+    const GradBuffers<acc_t> buffers{du.data_ptr<acc_t>(),          ddelta.data_ptr<acc_t>(),
+                                     dB_channels.data_ptr<acc_t>(), dC_channels.data_ptr<acc_t>(),
+                                     dA_rows.data_ptr<acc_t>(),     dD_rows.data_ptr<acc_t>(),
+                                     dbias_rows.data_ptr<acc_t>()};
     const acc_t* dy_ptr = dy.data_ptr<acc_t>();
-    at::parallel_for(0, p.batch * p.dim, rows_per_task(p), [&](int64_t begin, int64_t end) {
-      scan_bwd_rows(rows, map, dy_ptr, grads, begin, end);
+    at::parallel_for(0, p.batch * data.blocks(), tasks_per_chunk(p), [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> hs;
+      for (int64_t index = begin; index < end; ++index) bwd_task(data, map, dy_ptr, buffers, hs, index);
     });
   });
-  const int64_t group_size = p.dim / p.groups;
+  // (batch, plane, dim) buffers -> the logical (batch, dim, plane...) shape of u, keeping channels-last memory
+  auto like_u = [&](const at::Tensor& buffer) { return buffer.view(p.u.sizes()).movedim(-1, 1); };
+  // per-channel dB / dC -> per group: (batch, plane, groups, group_size) summed -> (batch, groups, plane)
+  auto per_group = [&](const at::Tensor& channels) {
+    return channels.view({p.batch, p.plane, p.groups, p.dim / p.groups}).sum(3).transpose(1, 2).contiguous();
+  };
   ScanGrads g;
-  g.du = du.view(p.u.sizes());
-  g.ddelta = ddelta.view(p.u.sizes());
+  g.du = like_u(du);
+  g.ddelta = like_u(ddelta);
   g.dA = dA_rows.sum(0).view({p.dim, 1});
-  g.dB = dB_rows.view({p.batch, p.groups, group_size, p.plane}).sum(2);
-  g.dC = dC_rows.view({p.batch, p.groups, group_size, p.plane}).sum(2);
+  g.dB = per_group(dB_channels);
+  g.dC = per_group(dC_channels);
   g.dD = dD_rows.sum(0);
   g.ddelta_bias = dbias_rows.sum(0);
   return g;
@@ -407,15 +386,17 @@ ScanGrads scan_bwd(const ScanProblem& p, const at::Tensor& dout) {
 at::Tensor selective_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                                   const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                                   const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool out_float) {
-  return scan_fwd(make_problem("selective_scan_fwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true),
-                  out_float);
+  return scan_fwd(
+      make_problem("selective_scan_fwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true, true),
+      out_float);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
 selective_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                        const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                        const std::optional<at::Tensor>& delta_bias, bool delta_softplus) {
-  const auto p = make_problem("selective_scan_bwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true);
+  const auto p =
+      make_problem("selective_scan_bwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true, true);
   check_dout("selective_scan_bwd", p, dout);
   return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
 }
@@ -425,7 +406,8 @@ at::Tensor ms2d_half_res_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& del
                                       const std::optional<at::Tensor>& delta_bias, bool delta_softplus,
                                       bool sum_routes, bool out_float) {
   return scan_fwd(
-      make_problem("ms2d_half_res_scan_fwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes),
+      make_problem("ms2d_half_res_scan_fwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes,
+                   true),
       out_float);
 }
 
@@ -434,7 +416,8 @@ ms2d_half_res_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at
                            const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                            const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool sum_routes) {
   const auto p =
-      make_problem("ms2d_half_res_scan_bwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes);
+      make_problem("ms2d_half_res_scan_bwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes,
+                   true);
   check_dout("ms2d_half_res_scan_bwd", p, dout);
   return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
 }
