@@ -21,8 +21,10 @@ MMCV_VERSION=2.1.0
 CACHE=${MMMSVMAMBA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmmsvmamba}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 
-# Everything that decides the environment's content; a change re-runs the install.
-RECIPE="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION $(cat "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" | sha1sum | cut -c1-12) $(cat "$ROOT/setup.py" | sha1sum | cut -c1-12)"
+# Everything that decides the environment's content; a change re-runs the install (csrc/: recompiles the ops).
+fingerprint() { cat "$@" | sha1sum | cut -c1-12; }
+RECIPE="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION $(fingerprint "$ROOT"/requirements/*.txt)"
+RECIPE+=" $(fingerprint "$ROOT/setup.py") $(find "$ROOT/csrc" -type f | sort | xargs cat | sha1sum | cut -c1-12)"
 STAMP=$VENV/.mmmsvmamba-env
 
 log() { echo "[setup_env] $*"; }
