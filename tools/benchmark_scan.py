@@ -44,9 +44,16 @@ def stage_maps(height, width):
 
 
 def make_inputs(batch, dim, spatial, device, dtype):
+    """Scan inputs with u and delta in the memory layout the model hands the kernels: channels-last on CPU
+    (docs/architecture.md, "Memory layout"), contiguous (B, D, H, W) on CUDA."""
     param = torch.float64 if dtype == torch.float64 else torch.float32
-    return dict(u=torch.randn(batch, dim, *spatial, device=device, dtype=dtype),
-                delta=torch.randn(batch, dim, *spatial, device=device, dtype=dtype) * 0.5 - 1,
+    layout = torch.channels_last if device == 'cpu' else torch.contiguous_format
+
+    def map_(scale=1.0, shift=0.0):
+        return (torch.randn(batch, dim, *spatial, device=device, dtype=dtype) * scale + shift).contiguous(
+            memory_format=layout)
+
+    return dict(u=map_(), delta=map_(0.5, -1.0),
                 A=-torch.rand(dim, 1, device=device, dtype=param) - 0.5,
                 B=torch.randn(batch, 1, 1, *spatial, device=device, dtype=dtype),
                 C=torch.randn(batch, 1, 1, *spatial, device=device, dtype=dtype),
@@ -100,8 +107,9 @@ def bench_case(kind, batch, dim, spatial, args, dtype):
             op(**inputs)
 
     leaves = {k: v.detach().requires_grad_() for k, v in inputs.items()}
-    out_shape = op(**inputs).shape
-    dout = torch.randn(out_shape, device=args.device)
+    out = op(**inputs)
+    out_shape = out.shape
+    dout = torch.randn_like(out)  # in the output's layout, as autograd hands it back
 
     def forward_backward():
         op(**leaves).backward(dout)
