@@ -1,7 +1,7 @@
 // exp, softplus and the softplus derivative of kLanes-wide SIMD values for the CPU kernel.
 //
 // The lanes are GCC / Clang vector-extension values: arithmetic, comparisons (giving integer masks) and `?:` act
-// lane by lane and compile to the widest SIMD instructions of the target (two AVX2 registers for 16 floats).
+// lane by lane and compile to the SIMD instructions of the target (one AVX2 register for 8 floats, two SSE ones).
 // The float versions are branch-free polynomials (Cody-Waite range reduction and the Cephes minimax coefficients
 // for expf / logf, about 1 ulp); the three transcendentals per position are most of the scan's arithmetic. The
 // double versions call the C library lane by lane: float64 is for gradcheck, not for speed.
