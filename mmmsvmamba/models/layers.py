@@ -1,8 +1,9 @@
 """Small layers of MSVMamba: norms, projections, stochastic depth, squeeze-excite, ConvFFN, stems, downsamples.
 
-Two layouts exist because the two released families differ (spec sections 2 and 3):
-``v3`` keeps tensors channels-first (B, C, H, W) with LayerNorm2d; ``v1`` keeps them channels-last (B, H, W, C)
-with nn.LayerNorm. Module attribute names and Sequential slot indices are the official state-dict keys.
+Two tensor shapes exist because the two released families differ (spec sections 2 and 3): ``v3`` passes
+(B, C, H, W) tensors with LayerNorm2d; ``v1`` passes (B, H, W, C) tensors with nn.LayerNorm. In memory both are
+channels-last (docs/architecture.md, "Memory layout"; :func:`pointwise`). Module attribute names and Sequential slot
+indices are the official state-dict keys.
 """
 from typing import Optional
 
