@@ -9,29 +9,23 @@ it with several processes.
 import argparse
 import os
 
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 
-from mmmsvmamba.engine.launch import adapt_to_cpu_distributed, build_runner, enable_drawing, load_config
+from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, enable_drawing,
+                                      load_config, parse_runner_args)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test an MSVMamba detector, segmentor or classifier')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (ours, or an official one, see docs/model_zoo.md)')
-    parser.add_argument('--work-dir', help='where the metrics are logged (default ./work_dirs/<config name>)')
     parser.add_argument('--show-dir', help='draw each prediction into an image file in this directory')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation from the config (tta_model / tta_pipeline), e.g. the '
                         'multi-scale + flip mIoU (MS) of the segmentation configs')
     parser.add_argument('--out', help='also dump the raw predictions to this pickle file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. test_dataloader.batch_size=4')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (set by tools/dist_test.sh)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser, 'test_dataloader.batch_size=4')
+    return parse_runner_args(parser)
 
 
 def main():

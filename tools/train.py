@@ -9,29 +9,20 @@ tools/dist_train.sh (torchrun) or tools/slurm_train.sh; without GPUs the process
 import argparse
 import os
 
-from mmengine.config import DictAction
-
-from mmmsvmamba.engine.launch import adapt_to_cpu_distributed, build_runner, load_config
+from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, load_config,
+                                      parse_runner_args)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train an MSVMamba detector, segmentor or classifier')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go (default ./work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or, without a value, from the latest checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed-precision training (needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by (total batch size / auto_scale_lr.base_batch_size)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. train_cfg.max_epochs=3 "model.backbone.arch=nano"')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher (set by the dist/slurm scripts)')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser, 'train_cfg.max_epochs=3 "model.backbone.arch=nano"')
+    return parse_runner_args(parser)
 
 
 def main():

@@ -1,20 +1,38 @@
-"""What tools/train.py and tools/test.py share: config preparation, CPU-only distributed runs, runner building.
+"""What tools/train.py and tools/test.py share: arguments, config preparation, CPU-only distributed runs, runners.
 
 The same tools serve detection, segmentation and classification configs: the config's ``default_scope``
 ('mmdet', 'mmseg' or 'mmpretrain') decides which library's registries the runner uses.
 """
+import argparse
 import os
 import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
 from .runner import MSVMambaRunner
 
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
+    """The options both tools take: --work-dir, --cfg-options, --launcher (set by the dist/slurm scripts) and the
+    --local-rank that torch.distributed.launch passes (torchrun sets LOCAL_RANK instead)."""
+    parser.add_argument('--work-dir', help='where logs, metrics and checkpoints go (default ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=f'override config entries, e.g. {cfg_options_example}')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (set by tools/dist_launch.sh and tools/slurm_train.sh)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
