@@ -17,7 +17,7 @@ import mmcv
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
-from mmmsvmamba.engine.checkpoint_globals import mmengine_checkpoint_globals
+import mmmsvmamba.engine  # noqa: F401  (reads mmengine training checkpoints under torch >= 2.6)
 
 
 def infer(image: str, config: str, weights=None, device: str = 'cpu', score_thr: float = 0.3, cfg_options=None):
@@ -30,17 +30,15 @@ def infer(image: str, config: str, weights=None, device: str = 'cpu', score_thr:
         raise ValueError(f'{config}: default_scope must be mmdet, mmseg or mmpretrain, got {scope!r}')
     # not every inferencer switches the registry scope itself (mmpretrain's does not)
     init_default_scope(scope)
-    # training checkpoints pickle mmengine's data types; allow exactly those while the weights are read
-    with mmengine_checkpoint_globals():
-        if scope == 'mmdet':
-            from mmdet.apis import DetInferencer
-            inferencer = DetInferencer(model=cfg, weights=weights, device=device, show_progress=False)
-        elif scope == 'mmseg':
-            from mmseg.apis import MMSegInferencer
-            inferencer = MMSegInferencer(model=cfg, weights=weights, device=device)
-        else:
-            from mmpretrain.apis import ImageClassificationInferencer
-            inferencer = ImageClassificationInferencer(model=cfg, pretrained=weights or False, device=device)
+    if scope == 'mmdet':
+        from mmdet.apis import DetInferencer
+        inferencer = DetInferencer(model=cfg, weights=weights, device=device, show_progress=False)
+    elif scope == 'mmseg':
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(model=cfg, weights=weights, device=device)
+    else:
+        from mmpretrain.apis import ImageClassificationInferencer
+        inferencer = ImageClassificationInferencer(model=cfg, pretrained=weights or False, device=device)
     if scope == 'mmpretrain':
         # this inferencer only draws into a folder
         with tempfile.TemporaryDirectory() as folder:

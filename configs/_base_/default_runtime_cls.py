@@ -1,10 +1,9 @@
 # Runtime shared by the ImageNet-1k classification configs (mmpretrain 1.x).
 default_scope = 'mmpretrain'
-# mmmsvmamba registers the MSVMamba backbone; .engine the runner and hooks; .datasets the strict image loader
+# mmmsvmamba registers the MSVMamba backbone; .engine the hooks and the checkpoint reader that lets mmengine read
+# its own checkpoints under torch >= 2.6; .datasets the strict image loader
 custom_imports = dict(imports=['mmmsvmamba', 'mmmsvmamba.engine', 'mmmsvmamba.datasets'],
                       allow_failed_imports=False)
-# MSVMambaRunner = mmengine's Runner that can resume/load its own checkpoints under torch >= 2.6
-runner_type = 'MSVMambaRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

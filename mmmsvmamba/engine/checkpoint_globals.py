@@ -7,11 +7,11 @@ numpy arrays and numpy scalars. So ``--resume`` and ``load_from`` fail with "Wei
 
 Turning the check off (``weights_only=False``) would let a checkpoint run arbitrary code. Instead we allow-list
 the few *data* types mmengine writes, returned by :func:`checkpoint_globals`, and only while a checkpoint
-is being read: :class:`~mmmsvmamba.engine.MSVMambaRunner` wraps its checkpoint loading in
-:func:`mmengine_checkpoint_globals`, and API users can wrap their own calls::
-
-    with mmengine_checkpoint_globals():
-        model = init_detector(config, 'epoch_12.pth')
+is being read (:func:`mmengine_checkpoint_globals`). Importing :mod:`mmmsvmamba.engine` (every config of this
+package does, through ``custom_imports``) makes :func:`load_from_local`, which reads inside that context,
+mmengine's loader for local files. Every mmengine checkpoint read then works unchanged: the runner's
+``load_from`` and ``--resume``, ``tools/test.py``, and ``init_detector`` / ``init_model`` / the inferencers
+given a checkpoint path.
 
 Everything else a file may pickle (classes, functions, ``os.system``...) is still refused by torch.
 """
@@ -20,6 +20,8 @@ import pickle
 
 import numpy as np
 import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import load_from_local as mmengine_load_from_local
 
 
 def _numpy_globals() -> list:
@@ -70,3 +72,17 @@ def mmengine_checkpoint_globals():
     """Within this context ``torch.load(weights_only=True)`` also accepts mmengine's checkpoint contents."""
     with torch.serialization.safe_globals(checkpoint_globals()):
         yield
+
+
+def load_from_local(filename: str, map_location=None):
+    """mmengine's loader for local checkpoint files, reading inside :func:`mmengine_checkpoint_globals`.
+
+    Keeps mmengine's function name: ``CheckpointLoader`` logs the backend as the name without ``load_from_``.
+    """
+    with mmengine_checkpoint_globals():
+        return mmengine_load_from_local(filename, map_location)
+
+
+def register_checkpoint_loader():
+    """Make :func:`load_from_local` mmengine's loader for paths without a URL scheme (idempotent)."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)

@@ -12,8 +12,7 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
-
-from .runner import MSVMambaRunner
+from mmengine.runner import Runner
 
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
@@ -81,10 +80,10 @@ def adapt_to_cpu_distributed(cfg: Config) -> bool:
 
 
 def build_runner(cfg: Config):
-    """The config's ``runner_type`` if it names one, else :class:`MSVMambaRunner`."""
+    """The config's ``runner_type`` if it names one, else mmengine's :class:`~mmengine.runner.Runner`."""
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
-    return MSVMambaRunner.from_cfg(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def enable_drawing(cfg: Config, show_dir: str):

@@ -1,4 +1,5 @@
-"""mmengine checkpoints load under torch's weights-only unpickler inside our scope, and only there."""
+"""mmengine checkpoints load under torch's weights-only unpickler inside our scope, and only there; mmengine's
+local-file checkpoint loader reads inside that scope once mmmsvmamba.engine is imported."""
 import pickle
 
 import numpy as np
@@ -6,7 +7,9 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from mmmsvmamba.engine import checkpoint_globals, mmengine_checkpoint_globals
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from mmmsvmamba.engine import checkpoint_globals, load_from_local, mmengine_checkpoint_globals
 
 
 class Payload:
@@ -60,3 +63,21 @@ def test_only_data_types_are_allowed():
         obj = entry[0] if isinstance(entry, tuple) else entry
         module = getattr(obj, '__module__', '') or ''
         assert module.startswith(('numpy', 'mmengine.logging', 'mmmsvmamba.engine')), obj
+
+
+def test_mmengine_reads_its_checkpoints_through_our_loader(tmp_path):
+    path = _mmengine_like(tmp_path / 'iter_600.pth')
+    assert CheckpointLoader._get_checkpoint_loader(str(path)) is load_from_local
+    ckpt = _load_checkpoint(str(path), map_location='cpu')
+    assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == 0.375
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    with pytest.raises(FileNotFoundError, match='can not be found'):
+        _load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+@pytest.mark.parametrize('payload', [Payload(), AttributeProbe()], ids=['call', 'getattr'])
+def test_mmengine_loader_still_refuses_code(tmp_path, payload):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(1)), x=payload), path)
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(str(path))

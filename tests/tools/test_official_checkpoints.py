@@ -1,5 +1,6 @@
 """Official MSVMamba detection/segmentation checkpoints (v1 Micro/Tiny; mmengine-written files) load into our
-configs: directly through our runner, and through tools/convert_detseg_checkpoint.py for the API functions.
+configs: directly through mmengine's runner and the mmdet/mmseg API functions (mmmsvmamba.engine's checkpoint
+reader), and through tools/convert_detseg_checkpoint.py into a tensors-only file.
 
 The checkpoints are built here in the official layout: backbone keys and shapes from the official key list
 (tests/data/official, measured on the official code), neck/head keys from mmdet 3.3 / mmseg 1.2 (the versions the
@@ -114,31 +115,40 @@ def test_plain_weights_only_load_refuses_the_file(official):
         torch.load(official['path'], weights_only=True)
 
 
-def test_our_runner_loads_it_directly(official, tmp_path):
-    from mmmsvmamba.engine import MSVMambaRunner
+def test_runner_loads_it_directly(official, tmp_path):
+    from mmengine.runner import Runner
     model = official['model']
-    runner = MSVMambaRunner(model=model, work_dir=str(tmp_path), default_scope=Config.fromfile(
+    runner = Runner(model=model, work_dir=str(tmp_path), default_scope=Config.fromfile(
         os.path.join(ROOT, official['config'])).default_scope)
     runner.load_checkpoint(official['path'], strict=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, official['state_dict'][key]), key
 
 
-def test_converted_file_serves_the_api(official, tmp_path):
+def _api_model(official, checkpoint):
+    config = os.path.join(ROOT, official['config'])
+    if official['task'] == 'det':
+        from mmdet.apis import init_detector
+        model = init_detector(config, checkpoint, device='cpu')
+        assert model.dataset_meta['classes'] == ('person', 'bicycle', 'car')
+    else:
+        from mmseg.apis import init_model
+        model = init_model(config, checkpoint, device='cpu')
+        assert model.dataset_meta['classes'] == ('wall', 'building', 'sky')
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, official['state_dict'][key]), key
+
+
+def test_api_functions_load_it_directly(official):
+    _api_model(official, official['path'])
+
+
+def test_converted_file_is_tensors_only_and_serves_the_api(official, tmp_path):
     out = str(tmp_path / 'converted.pth')
     assert load_tool('convert_detseg_checkpoint').main([official['path'], out, '--config', official['config']]) == 0
     converted = torch.load(out, weights_only=True)  # no allow-list needed any more
     assert set(converted) == {'meta', 'state_dict'}
-    if official['task'] == 'det':
-        from mmdet.apis import init_detector
-        model = init_detector(os.path.join(ROOT, official['config']), out, device='cpu')
-        assert model.dataset_meta['classes'] == ('person', 'bicycle', 'car')
-    else:
-        from mmseg.apis import init_model
-        model = init_model(os.path.join(ROOT, official['config']), out, device='cpu')
-        assert model.dataset_meta['classes'] == ('wall', 'building', 'sky')
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, official['state_dict'][key]), key
+    _api_model(official, out)
 
 
 def test_converter_rejects_a_checkpoint_for_another_model(official, tmp_path):

@@ -65,6 +65,11 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path, tiny_coco):
     # and training changed the weights at all (the comparison is not between two untouched models)
     first = _state(os.path.join(reference, 'epoch_1.pth'))['state_dict']
     assert any(not torch.equal(first[k], expected['state_dict'][k]) for k in first)
+    # a training checkpoint serves the inference API as it is, message hub and all
+    from mmdet.apis import init_detector
+    model = init_detector(os.path.join(reference, os.path.basename(DEMO_DET)), os.path.join(reference, 'epoch_3.pth'),
+                          device='cpu')
+    assert all(torch.equal(v, expected['state_dict'][k]) for k, v in model.state_dict().items())
 
 
 def _free_port():
