@@ -1,8 +1,8 @@
 # Runtime shared by the UperNet configs (mmseg 1.x).
 default_scope = 'mmseg'
 # mmmsvmamba registers the MSVMamba backbone; .engine the hooks and the checkpoint reader that lets mmengine read
-# its own checkpoints under torch >= 2.6; .datasets the strict image loader
-custom_imports = dict(imports=['mmmsvmamba', 'mmmsvmamba.engine', 'mmmsvmamba.datasets'],
+# its own checkpoints under torch >= 2.6; .datasets the strict image loader; .evaluation the per-class IoU metric
+custom_imports = dict(imports=['mmmsvmamba', 'mmmsvmamba.engine', 'mmmsvmamba.datasets', 'mmmsvmamba.evaluation'],
                       allow_failed_imports=False)
 
 default_hooks = dict(

@@ -4,8 +4,9 @@ Every image is drawn from its own seed (``seed * 100003 + index``), so a dataset
 with the same numpy/Pillow/OpenCV, and a subset of a larger dataset equals the smaller one. What makes the data
 non-trivial:
 
-* four shape classes (:data:`CLASSES`) with random colours (colour says nothing about the class), random
-  rotation, and sizes from 10 to 70 pixels (scale changes);
+* four shape classes (:data:`CLASSES`) with random rotation and sizes from 10 to 70 pixels (scale changes);
+  in the COCO set a shape's colour is random (it says nothing about the class); in the ADE20K set each class
+  also has its own family of hues (:data:`SEG_CLASS_HUES`), see :func:`make_ade` for why;
 * shapes drawn in random order, so later ones occlude earlier ones; masks, boxes and areas describe the
   *visible* part; an instance left with fewer than :data:`MIN_VISIBLE_PIXELS` visible pixels is not annotated
   (a sliver that no one could label);
@@ -23,10 +24,11 @@ The ADE20K convention is kept: label 0 is "unlabeled" (a one-pixel band around e
 annotator would hesitate) and is ignored through ``reduce_zero_label=True``; 1..5 become classes 0..4 of
 :data:`SEG_CLASSES`.
 """
+import colorsys
 import json
 import os
 import shutil
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -38,7 +40,11 @@ SEG_PALETTE = [(40, 40, 40)] + PALETTE
 MIN_VISIBLE_PIXELS = 24
 EMPTY_IMAGE_PROB = 0.08
 # written next to the data; a generator change bumps it so stale data is regenerated
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# HSV hue (0..1) at the centre of each class's colour family in the segmentation set: a quarter turn apart, so
+# families stay apart under jitter (HUE_JITTER) and the demo's hue augmentation
+SEG_CLASS_HUES = (0.0, 0.25, 0.5, 0.75)
+HUE_JITTER = 0.04
 
 
 def _shape_polygon(cls: str, cx: float, cy: float, size: float, angle: float) -> List[Tuple[float, float]]:
@@ -85,17 +91,30 @@ def _background(rng: np.random.RandomState, height: int, width: int) -> np.ndarr
     return np.asarray(canvas).astype(np.float32)
 
 
-def _distinct_colour(rng: np.random.RandomState, reference: np.ndarray) -> np.ndarray:
-    """A colour at least 90 (Euclidean RGB) away from ``reference``, so every shape is visible."""
+def _family_colour(rng: np.random.RandomState, hue: float) -> np.ndarray:
+    """A saturated, not too dark RGB colour whose hue is within HUE_JITTER of ``hue``."""
+    h = (hue + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
+    return np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))) * 255
+
+
+def _distinct_colour(rng: np.random.RandomState, reference: np.ndarray, hue: Optional[float] = None) -> np.ndarray:
+    """A colour at least 90 (Euclidean RGB) away from ``reference``, so every shape is visible: any colour, or
+    one of the family around ``hue``. After 100 misses, the farthest candidate."""
+    farthest, farthest_distance = None, -1.0
     for _ in range(100):
-        colour = rng.uniform(0, 255, 3)
-        if np.linalg.norm(colour - reference) > 90:
+        colour = rng.uniform(0, 255, 3) if hue is None else _family_colour(rng, hue)
+        distance = np.linalg.norm(colour - reference)
+        if distance > 90:
             return colour
-    return 255 - reference
+        if distance > farthest_distance:
+            farthest, farthest_distance = colour, distance
+    return farthest
 
 
-def render_image(seed: int) -> Tuple[np.ndarray, np.ndarray, List[int], List[int]]:
-    """Draw one image.
+def render_image(seed: int,
+                 class_hues: Optional[Sequence[float]] = None) -> Tuple[np.ndarray, np.ndarray, List[int], List[int]]:
+    """Draw one image; with ``class_hues``, a shape of class ``i`` takes its colour from the family around
+    ``class_hues[i]``, otherwise any colour.
 
     Returns:
         ``(image, instance_map, labels, areas)``: an RGB uint8 image (H, W, 3); an int32 map (H, W) holding, per
@@ -115,7 +134,7 @@ def render_image(seed: int) -> Tuple[np.ndarray, np.ndarray, List[int], List[int
         mask = _draw_shape_mask(CLASSES[label], height, width, cx, cy, size, rng.uniform(0, 2 * np.pi))
         if not mask.any():
             continue
-        colour = _distinct_colour(rng, img[mask].mean(0))
+        colour = _distinct_colour(rng, img[mask].mean(0), None if class_hues is None else class_hues[label])
         shade = rng.uniform(0.75, 1.0, size=(height, width, 1))  # uneven lighting inside the shape
         img[mask] = colour[None] * shade[mask]
         labels.append(int(label))
@@ -165,7 +184,7 @@ def _ade_split(root: str, split: str, num_images: int, seed: int):
     os.makedirs(label_dir, exist_ok=True)
     kernel = np.ones((3, 3), np.uint8)
     for i in range(num_images):
-        image, instance_map, labels, _ = render_image(seed * 100003 + i)
+        image, instance_map, labels, _ = render_image(seed * 100003 + i, SEG_CLASS_HUES)
         semantic = np.ones(instance_map.shape, np.uint8)  # 1 = background
         unlabeled = np.zeros(instance_map.shape, bool)
         for index, label in enumerate(labels, start=1):
@@ -218,7 +237,13 @@ def make_coco(root: str, num_train: int = 240, num_val: int = 60, seed: int = 0)
 
 
 def make_ade(root: str, num_train: int = 240, num_val: int = 60, seed: int = 0) -> str:
-    """Write the ADE20K-layout shape dataset under ``root`` (skipped when it is already there). Returns root."""
+    """Write the ADE20K-layout shape dataset under ``root`` (skipped when it is already there). Returns root.
+
+    Unlike the COCO set, each class has its own colour family (:data:`SEG_CLASS_HUES`). Telling the four shapes
+    apart by outline alone is easy for a detector, which pools a whole object into one RoI feature, but a
+    segmentor trained from scratch must label every pixel from a small neighbourhood, and on 2 CPU cores it
+    needed far more iterations than a demo has (docs/detection_segmentation.md, *Demo on generated data*).
+    """
     stamp = _stamp('ade', num_train, num_val, seed)
     if _up_to_date(root, stamp, ('images', 'annotations')):
         return root

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmmsvmamba.datasets.demo_data import (CLASSES, MIN_VISIBLE_PIXELS, SEG_CLASSES, make_ade, make_coco,
-                                           render_image)
+from mmmsvmamba.datasets.demo_data import (CLASSES, HUE_JITTER, MIN_VISIBLE_PIXELS, SEG_CLASS_HUES, SEG_CLASSES,
+                                           make_ade, make_coco, render_image)
 
 
 def _digest(root):
@@ -82,6 +82,33 @@ def test_masks_describe_the_visible_part_of_occluded_shapes():
         assert all(v <= a for v, a in zip(visible, areas))
         occluded += sum(v < a for v, a in zip(visible, areas))
     assert occluded >= 3, 'later shapes must cover parts of earlier ones'
+
+
+def _hue_offsets_from_class_family(class_hues):
+    """For every shape of 40 images: how far (in turns, 0..0.5) the mean hue of its inner pixels lies from the
+    centre of its class's family in the segmentation set."""
+    import cv2
+    offsets = []
+    for seed in range(40):
+        image, instance_map, labels, _ = render_image(seed, class_hues)
+        hue = cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)[..., 0].astype(np.float64) / 256 * 2 * np.pi
+        for index, label in enumerate(labels, start=1):
+            # inner pixels only: the blur mixes the outline with what lies around it
+            inner = cv2.erode((instance_map == index).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            if inner.sum() < 10:
+                continue
+            mean = np.angle(np.exp(1j * hue[inner]).mean()) / (2 * np.pi)
+            offsets.append(abs((mean - SEG_CLASS_HUES[label] + 0.5) % 1.0 - 0.5))
+    return np.array(offsets)
+
+
+def test_seg_classes_have_their_own_hues_and_det_classes_do_not():
+    family = _hue_offsets_from_class_family(SEG_CLASS_HUES)
+    assert len(family) > 50 and family.max() < HUE_JITTER + 0.02
+    # families are a quarter turn apart: no shape is nearer another class's hue than its own
+    assert family.max() < 0.125
+    anything = _hue_offsets_from_class_family(None)
+    assert (anything > 0.125).mean() > 0.4, 'in the COCO set colour must say nothing about the class'
 
 
 def test_ade_layout(tmp_path):

@@ -16,15 +16,13 @@ def tiny_coco(tmp_path_factory):
     return make_coco(str(tmp_path_factory.mktemp('data') / 'coco'), num_train=12, num_val=4, seed=3)
 
 
-def demo_options(data_root: str, epochs: int) -> list:
-    """--cfg-options that point the detection demo at ``data_root`` and shorten it to ``epochs``."""
-    root = data_root.rstrip('/') + '/'
-    return [
-        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={root}annotations/instances_val.json',
-        f'test_evaluator.ann_file={root}annotations/instances_val.json', f'train_cfg.max_epochs={epochs}',
-        f'train_cfg.val_interval={epochs}', 'default_hooks.checkpoint.max_keep_ckpts=-1',
-        'default_hooks.logger.interval=1'
+def demo_options(coco_root: str, epochs: int) -> list:
+    """--cfg-options that point the detection demo at the COCO set in ``coco_root`` and shorten it to ``epochs``."""
+    data_root = os.path.dirname(coco_root.rstrip('/'))
+    assert os.path.basename(coco_root.rstrip('/')) == 'coco', 'the demo looks for <data root>/coco'
+    return load_tool('demo').data_root_options('det', data_root) + [
+        f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+        'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1'
     ]
 
 
