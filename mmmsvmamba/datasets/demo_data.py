@@ -121,6 +121,8 @@ def render_image(seed: int,
         pixel, the 1-based index of the visible instance or 0; the class index of each instance; the pixel area
         of each instance before later ones covered it.
     """
+    if class_hues is not None and len(class_hues) != len(CLASSES):
+        raise ValueError(f'class_hues needs one hue per class of {CLASSES}, got {len(class_hues)}: {class_hues}')
     rng = np.random.RandomState(seed)
     height, width = (int(v) for v in rng.randint(112, 193, size=2))
     img = _background(rng, height, width)

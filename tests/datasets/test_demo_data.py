@@ -109,6 +109,8 @@ def test_seg_classes_have_their_own_hues_and_det_classes_do_not():
     assert family.max() < 0.125
     anything = _hue_offsets_from_class_family(None)
     assert (anything > 0.125).mean() > 0.4, 'in the COCO set colour must say nothing about the class'
+    with pytest.raises(ValueError, match='one hue per class'):
+        render_image(0, SEG_CLASS_HUES[:3])
 
 
 def test_ade_layout(tmp_path):
