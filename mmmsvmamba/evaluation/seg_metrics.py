@@ -13,16 +13,9 @@ class PerClassIoUMetric(IoUMetric):
     mmseg 1.x prints the per-class table to the log but returns only the means (mmseg 0.x returned every class),
     so a run's ``scalars.json`` cannot show that a segmentor learnt one class and not another: a model that labels
     every pixel background still gets the background's IoU into its mIoU. The demo gates on these scalars.
-    Classes absent from both the predictions and the labels get NaN, as in mmseg's table.
-
-    Args: as :class:`mmseg.evaluation.IoUMetric`; ``iou_metrics`` must include ``'mIoU'``.
+    Classes absent from both the predictions and the labels get NaN, as in mmseg's table. The per-class scalars
+    come whatever ``iou_metrics`` asks for; the arguments are those of :class:`mmseg.evaluation.IoUMetric`.
     """
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        if 'mIoU' not in self.metrics:
-            raise ValueError(f"PerClassIoUMetric reports IoU and accuracy per class: iou_metrics must include 'mIoU', "
-                             f'got {self.metrics}')
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
         metrics = super().compute_metrics(results)

@@ -10,8 +10,8 @@ from mmmsvmamba.evaluation import PerClassIoUMetric  # noqa: E402
 CLASSES = ('background', 'circle', 'square', 'never_seen')
 
 
-def _evaluate(pairs):
-    metric = PerClassIoUMetric(iou_metrics=['mIoU'])
+def _evaluate(pairs, iou_metrics=('mIoU', )):
+    metric = PerClassIoUMetric(iou_metrics=list(iou_metrics))
     metric.dataset_meta = dict(classes=CLASSES)
     samples = [dict(pred_sem_seg=dict(data=torch.tensor(pred)[None]), gt_sem_seg=dict(data=torch.tensor(label)[None]))
                for pred, label in pairs]
@@ -42,6 +42,7 @@ def test_areas_add_up_over_images():
     assert metrics['IoU.square'] == round(200 / 3, 2) and metrics['Acc.square'] == round(200 / 3, 2)
 
 
-def test_needs_miou():
-    with pytest.raises(ValueError, match="must include 'mIoU'"):
-        PerClassIoUMetric(iou_metrics=['mDice'])
+def test_per_class_scalars_come_with_other_means_too():
+    metrics = _evaluate([([[1, 2]], [[1, 1]])], iou_metrics=('mDice', ))
+    assert 'mDice' in metrics and 'mIoU' not in metrics
+    assert metrics['IoU.circle'] == 50.0 and metrics['IoU.square'] == 0.0
