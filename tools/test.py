@@ -12,7 +12,7 @@ import os
 from mmengine.config import ConfigDict
 
 from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, enable_drawing,
-                                      load_config, parse_runner_args)
+                                      end_distributed, load_config, parse_runner_args)
 
 
 def parse_args():
@@ -49,6 +49,7 @@ def main():
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    end_distributed()
 
 
 if __name__ == '__main__':

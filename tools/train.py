@@ -9,8 +9,8 @@ tools/dist_train.sh (torchrun) or tools/slurm_train.sh; without GPUs the process
 import argparse
 import os
 
-from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, load_config,
-                                      parse_runner_args)
+from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, end_distributed,
+                                      load_config, parse_runner_args)
 
 
 def parse_args():
@@ -50,6 +50,7 @@ def main():
     adapt_to_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
+    end_distributed()
 
 
 if __name__ == '__main__':
