@@ -110,7 +110,10 @@ def main(argv=None):
         print(f'{key:<20}{before.get(key, math.nan) * scale:>12.1f}{after.get(key, math.nan) * scale:>12.1f}')
     print(f'\npredictions drawn in {show_dir}/, summary in {work_dir}/demo_summary.json')
     for key, gain in short.items():
-        print(f'FAILED: {key} rose by {gain:.1f} points, less than the required {min_gain:.1f}')
+        if math.isnan(gain):
+            print(f'FAILED: {key} is missing or NaN in an evaluation (does the config log it? see DEMOS in this file)')
+        else:
+            print(f'FAILED: {key} rose by {gain:.1f} points, less than the required {min_gain:.1f}')
     if short:
         return 1
     print('OK: ' + ', '.join(f'{key} rose by {gain:.1f} points' for key, gain in gains.items()))
