@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+from . import config
 
 
 def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
@@ -36,19 +36,12 @@ def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Read a config (importing its ``custom_imports``), apply ``--cfg-options`` and pick the work dir.
+    """A config ready for the runner: :func:`mmmsvmamba.engine.config.load_config`, the launcher and the work dir.
 
     The work dir is, in this order: ``work_dir``, the config's own ``work_dir``, ``./work_dirs/<config name>``.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    cfg = config.load_config(path, cfg_options)
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if cfg.get('default_scope') not in SCOPES:
-        raise ValueError(f'{path}: default_scope must be one of {SCOPES} (it decides whether mmdet, mmseg or '
-                         f'mmpretrain runs the config), got {cfg.get("default_scope")!r}')
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -20,10 +20,10 @@ from typing import Optional
 
 import torch
 
-from .backend import BUILD_HINT
+from .dtypes import compute_dtype
 
-__all__ = ['EXTENSIONS', 'LOAD_ERRORS', 'OPS', 'has_kernel', 'selective_scan_compiled',
-           'ms2d_half_res_scan_compiled']
+__all__ = ['EXTENSIONS', 'LOAD_ERRORS', 'OPS', 'has_kernel', 'not_built_message', 'require',
+           'selective_scan_compiled', 'ms2d_half_res_scan_compiled']
 
 NAMESPACE = 'mmmsvmamba'
 OPS = ('selective_scan_fwd', 'selective_scan_bwd', 'ms2d_half_res_scan_fwd', 'ms2d_half_res_scan_bwd')
@@ -35,6 +35,8 @@ KERNEL_DTYPES = {
     'CUDA': (torch.float32, torch.float16, torch.bfloat16),
 }
 LOAD_ERRORS = {}  # extension module -> why it was not loaded
+BUILD_HINT = ('build it with `make build` (or `pip install --no-build-isolation -e .`) in the mmmsvmamba checkout; '
+              '`python -m mmmsvmamba.ops.check` shows what is built')
 
 
 def _load_extension(module: str) -> bool:
@@ -75,15 +77,18 @@ def has_kernel(device_type: str, dtype: Optional[torch.dtype] = None) -> bool:
     return dtype is None or dtype in KERNEL_DTYPES[key]
 
 
-def _require(device_type: str) -> None:
+def not_built_message(device_type: str) -> str:
+    return f'the compiled selective-scan op is not built for {device_type}: {BUILD_HINT}'
+
+
+def require(device_type: str) -> None:
+    """Raise a RuntimeError that says how to build the op unless it has kernels for ``device_type``."""
     if not has_kernel(device_type):
-        raise RuntimeError(f'the compiled selective-scan op is not built for {device_type}: {BUILD_HINT}')
+        raise RuntimeError(not_built_message(device_type))
 
 
 def _scan_out_dtype(u: torch.Tensor, out_float: bool) -> torch.dtype:
-    if not out_float:
-        return u.dtype
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
+    return compute_dtype(u.dtype) if out_float else u.dtype
 
 
 def _new_output(like: torch.Tensor, shape: tuple, dtype: torch.dtype, channel_axis: int = 1) -> torch.Tensor:
@@ -101,7 +106,7 @@ def _new_output(like: torch.Tensor, shape: tuple, dtype: torch.dtype, channel_ax
 
 def _grads_like(u, delta, A, B, C, D, delta_bias):
     """Fake gradients: each in its input's shape and dtype, in the kernels' layout (du, ddelta as the output)."""
-    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    compute = compute_dtype(u.dtype)
     dim = u.shape[1]
     return (_new_output(u, u.shape, u.dtype), _new_output(u, delta.shape, delta.dtype), A.new_empty(A.shape),
             B.new_empty(B.shape), C.new_empty(C.shape),
@@ -171,7 +176,7 @@ def selective_scan_compiled(u: torch.Tensor, delta: torch.Tensor, A: torch.Tenso
 
     Returns (B, D, L): float32 (float64 for float64 u) when ``out_float``, else u's dtype.
     """
-    _require(u.device.type)
+    require(u.device.type)
     return torch.ops.mmmsvmamba.selective_scan_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float)
 
 
@@ -184,6 +189,6 @@ def ms2d_half_res_scan_compiled(u: torch.Tensor, delta: torch.Tensor, A: torch.T
     u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb). Returns (B, D, Hb, Wb) when ``sum_routes``, else
     (B, 3, D, Hb, Wb) in route order; dtype as in :func:`selective_scan_compiled`.
     """
-    _require(u.device.type)
+    require(u.device.type)
     return torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus,
                                                        sum_routes, out_float)

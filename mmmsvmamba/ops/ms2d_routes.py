@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from .backend import resolve_backend
-from .selective_scan import selective_scan_fn
+from .backend import ScanCall, observed, resolve_backend
+from .selective_scan import check_scan_inputs, run_backend
 
 __all__ = ['half_res_routes', 'merge_half_res_routes', 'ms2d_half_res_scan']
 
@@ -75,10 +75,17 @@ def ms2d_half_res_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
     check_map_inputs(u, delta, B, C)
     height, width = u.shape[-2:]
     chosen = resolve_backend(backend, u.device, A.shape[1], u.dtype)
-    if chosen == 'compiled':
-        from .compiled import ms2d_half_res_scan_compiled
-        return ms2d_half_res_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes)
-    y = selective_scan_fn(half_res_routes(u), half_res_routes(delta), A, half_res_routes(B), half_res_routes(C),
-                          D, delta_bias, delta_softplus, backend=chosen)
-    y = merge_half_res_routes(y, height, width, sum_routes)
-    return y if sum_routes else y.transpose(1, 2)
+
+    def call():
+        return ScanCall('ms2d_half_res_scan', chosen, u.shape[0], u.shape[1], NUM_ROUTES * height * width,
+                        A.shape[1], D is not None, (height, width), sum_routes)
+
+    with observed(call):
+        if chosen == 'compiled':
+            from .compiled import ms2d_half_res_scan_compiled
+            return ms2d_half_res_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes)
+        routes = [half_res_routes(t) for t in (u, delta, B, C)]
+        check_scan_inputs(routes[0], routes[1], A, routes[2], routes[3], D, delta_bias)
+        y = run_backend(chosen, routes[0], routes[1], A, routes[2], routes[3], D, delta_bias, delta_softplus)
+        y = merge_half_res_routes(y, height, width, sum_routes)
+        return y if sum_routes else y.transpose(1, 2)

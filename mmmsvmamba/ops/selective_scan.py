@@ -25,7 +25,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .backend import resolve_backend
+from .backend import ScanCall, observed, resolve_backend
+from .dtypes import compute_dtype
 
 __all__ = ['selective_scan_fn', 'selective_scan_ref', 'check_scan_inputs']
 
@@ -53,13 +54,9 @@ def check_scan_inputs(u, delta, A, B, C, D=None, delta_bias=None):
             raise ValueError(f'{name} must have shape (dim={dim},), got {tuple(t.shape)}')
 
 
-def _compute_dtype(u: torch.Tensor) -> torch.dtype:
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
-
-
 def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
     """Upcast and broadcast to (B, D, L, N) decays and inputs of the recurrence h_t = a_t * h_{t-1} + x_t."""
-    dtype = _compute_dtype(u)
+    dtype = compute_dtype(u.dtype)
     u, delta, A = u.to(dtype), delta.to(dtype), A.to(dtype)
     if delta_bias is not None:
         delta = delta + delta_bias.to(dtype)[:, None]
@@ -121,20 +118,33 @@ def selective_scan_fn(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: 
                       delta_softplus: bool = False, *, backend: Optional[str] = None) -> torch.Tensor:
     """Differentiable selective scan; see the module docstring for the math and shapes.
 
+    The arguments are those of mamba-ssm's ``selective_scan_fn`` without the ``z`` gate and ``return_last_state``
+    (MSVMamba gates outside the scan and never needs the last state).
+
     Args:
         backend: ``None`` or ``'auto'`` uses the compiled kernels when they are built for the inputs' device and
             the PyTorch path otherwise (warning once). ``'torch'``, ``'reference'`` or ``'compiled'`` force one;
             forcing ``'compiled'`` when it is not built raises an error that says how to build it.
-            ``MMMSVMAMBA_SCAN_BACKEND`` sets the default.
+            ``mmmsvmamba.ops.use_backend`` and ``MMMSVMAMBA_SCAN_BACKEND`` set the default.
 
     Returns:
         (B, D, L) float32 (float64 for float64 inputs).
     """
     check_scan_inputs(u, delta, A, B, C, D, delta_bias)
     chosen = resolve_backend(backend, u.device, A.shape[1], u.dtype)
-    if chosen == 'compiled':
+
+    def call():
+        return ScanCall('selective_scan', chosen, u.shape[0], u.shape[1], u.shape[2], A.shape[1], D is not None)
+
+    with observed(call):
+        return run_backend(chosen, u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+def run_backend(backend: str, u, delta, A, B, C, D, delta_bias, delta_softplus) -> torch.Tensor:
+    """The scan of validated sequence inputs with a resolved ``backend`` (no dispatch policy, no observers)."""
+    if backend == 'compiled':
         from .compiled import selective_scan_compiled
         return selective_scan_compiled(u, delta, A, B, C, D, delta_bias, delta_softplus)
-    if chosen == 'reference':
+    if backend == 'reference':
         return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus)
     return _selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus)
