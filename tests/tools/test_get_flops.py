@@ -1,133 +1,32 @@
-"""tools/get_flops.py: the official fvcore GFLOPs of all six archs (total and per operator), the MS2D route-copy
-term against an independent formula, linear scaling, the JSON output and the errors; det/seg configs if present."""
-import importlib.util
+"""tools/get_flops.py as a command: JSON and table output, and one-line errors with exit status 2. The counting
+itself is tested in tests/analysis/test_flops.py."""
 import json
-import math
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.official import facts
+
 ROOT = Path(__file__).resolve().parents[2]
-FACTS = json.loads((ROOT / 'tests' / 'data' / 'official' / 'official_facts.json').read_text())['variants']
-ARCH_TO_FACTS = dict(nano='v1_nano', micro='v1_micro', tiny_v1='v1_tiny', tiny='v3_tiny', small='v3_small',
-                     base='v3_base')
-if str(ROOT / 'tools') not in sys.path:  # the tools import each other as siblings, as when run as scripts
-    sys.path.insert(0, str(ROOT / 'tools'))
-import get_flops  # noqa: E402
 
 
-@pytest.fixture(scope='module')
-def reports():
-    """One count per arch at 224x224, shared by the tests below."""
-    return {arch: get_flops.analyze(arch) for arch in ARCH_TO_FACTS}
+def get_flops(*args, check=True):
+    return subprocess.run([sys.executable, 'tools/get_flops.py', *args], cwd=ROOT, capture_output=True, text=True,
+                          check=check)
 
 
-@pytest.mark.parametrize('arch', list(ARCH_TO_FACTS))
-def test_official_gflops_within_one_percent(reports, arch):
-    report, official = reports[arch], FACTS[ARCH_TO_FACTS[arch]]
-    assert report['params'] == official['params_cls_model']
-    assert report['flops'] / 1e9 == pytest.approx(official['gflops_224'], rel=0.01)
-    assert report['official']['gflops'] == pytest.approx(official['gflops_224'], abs=1e-6)
-    assert abs(report['official']['diff_pct']) < 1.0
-
-
-@pytest.mark.parametrize('arch', list(ARCH_TO_FACTS))
-def test_each_official_operator_group_within_one_percent(reports, arch):
-    """Per-operator agreement, so that two errors cannot cancel in the total."""
-    ours = reports[arch]['flops_by_official_op']
-    official = FACTS[ARCH_TO_FACTS[arch]]['gflops_224_by_op']
-    assert set(ours) == set(official)
-    for op, gflops in official.items():
-        assert ours[op] / 1e9 == pytest.approx(gflops, rel=0.01), op
-
-
-@pytest.mark.parametrize('training', [False, True])
-def test_operator_formulas_are_fvcores(training):
-    """Hand-computed counts for each formula, on a (2, 3, 10, 10) input."""
-    torch = get_flops.torch
-    nn = torch.nn
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.GroupNorm(2, 8),
-                          nn.ConvTranspose2d(8, 4, 2, stride=2), nn.Upsample(scale_factor=0.5, mode='bilinear'),
-                          nn.Upsample(scale_factor=2, mode='nearest'), nn.LayerNorm(16), nn.AdaptiveAvgPool2d(3),
-                          nn.Flatten(), nn.Linear(36, 5, bias=False))
-    model.train(training)
-    counter = get_flops.FlopCounter()
-    with counter.track(model):
-        model(torch.randn(2, 3, 10, 10))
-        torch.randn(2, 3, 4) @ torch.randn(2, 4, 6)
-    assert dict(counter.by_module['']) == {
-        'conv': 2 * 8 * 3 * 3 * 3 * 8 * 8 + 2 * 8 * 4 * 2 * 2 * 8 * 8,  # out pixels; transposed: input pixels
-        'batch_norm': 2 * 8 * 8 * 8 * (5 if training else 2),  # with affine
-        'group_norm': 2 * 8 * 8 * 8 * 5,
-        'upsample_bilinear2d': 2 * 4 * 8 * 8 * 4,  # per output element
-        'upsample_nearest2d': 2 * 4 * 16 * 16,
-        'layer_norm': 2 * 4 * 16 * 16 * 5,
-        'adaptive_avg_pool2d': 2 * 4 * 16 * 16,  # per input element
-        'linear': 2 * 36 * 5,
-        'matmul': 2 * 3 * 4 * 6,
-    }
-    assert counter.by_module['0']['conv'] == 2 * 8 * 3 * 3 * 3 * 8 * 8
-
-
-def expected_route_copies(arch: str, size: int = 224) -> int:
-    """2 extra route sequences x Hb*Wb positions x (x_proj + dt_proj MACs), summed over all blocks (spec 4)."""
-    arch_cfg = get_flops.MSVMamba.parse_arch(arch)
-    # v1's 4x4 stem floors, v3's two stride-2 convs ceil; every later halving ceils (spec 8)
-    side = size // 4 if arch_cfg['version'] == 'v1' else math.ceil(math.ceil(size / 2) / 2)
-    total = 0
-    for channels, depth in zip(arch_cfg['dims'], arch_cfg['depths']):
-        inner, rank = int(arch_cfg['ssm_ratio'] * channels), math.ceil(channels / 16)
-        half = math.ceil(side / 2)
-        total += depth * 2 * half * half * (inner * (rank + 2) + inner * rank)
-        side = math.ceil(side / 2)
-    return total
-
-
-@pytest.mark.parametrize('arch', list(ARCH_TO_FACTS))
-def test_real_flops_differ_by_the_route_copies_only(reports, arch):
-    report = reports[arch]
-    assert report['flops_by_op']['ssm_proj_route_copies'] == expected_route_copies(arch)
-    assert report['flops_real'] == report['flops'] - expected_route_copies(arch)
-
-
-def test_module_table_adds_up(reports):
-    report = reports['tiny']
-    rows = {row['module']: row for row in report['flops_by_module']}
-    assert rows['(model)']['flops'] == report['flops']
-    assert rows['(model)']['params'] == report['params']
-    stages = sum(rows[f'backbone.layers.{i}']['flops'] for i in range(4))
-    assert 0.9 * report['flops'] < stages < report['flops']
-
-
-def test_flops_grow_linearly_with_pixels():
-    small, large = (get_flops.analyze('nano', shape=[s])['flops'] for s in (256, 512))
-    assert large / small == pytest.approx(4.0, rel=0.02)
-
-
-def test_non_square_shape_and_alias():
-    report = get_flops.analyze('t', shape=[256, 320])
-    assert report['arch'] == 'tiny' and report['input_shape'] == [1, 3, 256, 320]
-    assert 'official' not in report  # the official figure exists for 224x224 only
-
-
-def test_json_output_for_one_and_several_models(capsys):
-    get_flops.main(['nano', '--json'])
-    one = json.loads(capsys.readouterr().out)
-    assert isinstance(one, dict)
-    assert isinstance(one['flops'], int) and isinstance(one['params'], int)
-    assert one['params'] == FACTS['v1_nano']['params_cls_model']
-    for key in ('flops_real', 'flops_by_op', 'flops_by_module', 'input_shape', 'convention'):
-        assert key in one
-    get_flops.main(['nano', 'n', '--json', '--shape', '64'])
-    several = json.loads(capsys.readouterr().out)
+def test_json_output_for_one_and_several_models():
+    one = json.loads(get_flops('nano', '--json').stdout)
+    assert isinstance(one, dict) and one['params'] == facts('nano')['params_cls_model']
+    several = json.loads(get_flops('nano', 'n', '--json', '--shape', '64').stdout)
     assert [r['arch'] for r in several] == ['nano', 'nano'] and several[0]['flops'] == several[1]['flops']
     assert all(r['input_shape'] == [1, 3, 64, 64] for r in several)
 
 
-def test_table_output(capsys):
-    get_flops.main(['nano', '--depth', '1'])
-    out = capsys.readouterr().out
+def test_table_output():
+    out = get_flops('nano', '--depth', '1').stdout
     assert 'FLOPs (official convention)' in out and 'ours +0.00%' in out
     assert 'backbone.layers' not in out  # deeper than --depth 1
 
@@ -137,45 +36,10 @@ def test_table_output(capsys):
     (['configs/no_such_config.py'], 'config file not found'),
     (['tiny', '--shape', '224', '224', '3'], 'one or two positive sizes'),
 ])
-def test_errors_name_the_problem(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        get_flops.main(argv)
-    assert message in str(exit_info.value)
+def test_errors_name_the_problem(argv, message):
+    result = get_flops(*argv, check=False)
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.count('\n') == 1 and result.stderr.startswith('get_flops.py: error: ') \
+        and message in result.stderr, result.stderr
     if 'arch' in message:
-        assert 'tiny_v1' in str(exit_info.value)  # lists the valid names
-
-
-# ---- detection / segmentation configs (when they exist and their libraries are installed) ------------------------
-
-def _configs(pattern):
-    return sorted((ROOT / 'configs').glob(pattern))
-
-
-@pytest.mark.skipif(not _configs('upernet_msvmamba_m_160k_ade20k.py') or importlib.util.find_spec('mmseg') is None,
-                    reason='needs configs/upernet_msvmamba_m_160k_ade20k.py and mmseg')
-def test_upernet_config_at_official_shape():
-    report = get_flops.analyze(str(_configs('upernet_msvmamba_m_160k_ade20k.py')[0]))
-    assert report['input_shape'] == [1, 3, 512, 2048] and report['kind'] == 'EncoderDecoder'
-    assert report['official']['gflops'] == 875.0
-    assert abs(report['official']['diff_pct']) < 3.0
-
-
-@pytest.mark.skipif(not _configs('mask_rcnn_msvmamba_m_1x.py') or importlib.util.find_spec('mmdet') is None,
-                    reason='needs configs/mask_rcnn_msvmamba_m_1x.py and mmdet')
-def test_mask_rcnn_config_counts_rpn_and_roi_heads():
-    """A small input and 50 proposals keep the CPU run short; the official size is in docs/benchmarks.md."""
-    config = str(_configs('mask_rcnn_msvmamba_m_1x.py')[0])
-    report = get_flops.analyze(config, shape=[128, 160], cfg_options={'model.test_cfg.rpn.max_per_img': 50})
-    backbone_only = get_flops.analyze('micro', shape=[128, 160])
-    assert report['kind'] == 'MaskRCNN' and 'official' not in report
-    assert report['num_proposals'] == 50
-    # Shared2FCBBoxHead on each proposal: 7*7*256 -> 1024 -> 1024, then 81 scores and 320 box deltas (MACs)
-    box_head = {row['module']: row for row in report['flops_by_module']}['roi_head']['flops']
-    assert box_head > 50 * (7 * 7 * 256 * 1024 + 1024 * 1024 + 1024 * (81 + 320))
-    rows = {row['module']: row for row in report['flops_by_module']}
-    assert rows['roi_head']['flops'] > 0 and rows['rpn_head']['flops'] > 0 and rows['neck']['flops'] > 0
-    # the detector's backbone is the classifier's plus outnorm0-2: layer norms, 5 FLOPs per element of the
-    # stage 0-2 outputs (v1 stem floors: 32x40, then 16x20, 8x10 at widths 64, 128, 256)
-    classifier_backbone = {row['module']: row for row in backbone_only['flops_by_module']}['backbone']['flops']
-    extra_norms = 5 * (64 * 32 * 40 + 128 * 16 * 20 + 256 * 8 * 10)
-    assert rows['backbone']['flops'] == classifier_backbone + extra_norms
+        assert 'tiny_v1' in result.stderr  # lists the valid names

@@ -1,0 +1,469 @@
+"""Throughput and peak memory of MSVMamba models next to their peers, with the protocol of the official H100 figures.
+
+Protocol (shared/anchors: the official code on one H100): ImageNet classifiers at batch 128, 224x224, AMP fp16;
+``infer`` is a no-grad forward, ``train`` is forward + cross-entropy + backward + AdamW step (with a GradScaler
+under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed runs of ``iters`` steps, each bracketed
+by device synchronisation; images/s is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated``
+over warm-up and runs. TF32 and cudnn.benchmark are set from the protocol and reported, with the device, the
+versions and the selective-scan backend (:func:`environment`).
+
+CPU protocol (:func:`make_protocol` without CUDA) is smaller: fp32, batch 8 (1 for ``scaling``), 1 warm-up step,
+3 runs of 1 step. Each measurement runs in a fresh process (``isolate``), and its peak memory is the process's peak
+resident set minus the resident set before the model was built. CPU rows also report images per second of
+process CPU time, which does not depend on what else the machine runs (with one thread it is the throughput of one
+idle core). CPU figures compare models measured side by side, not with the GPU anchors.
+
+Three measurements, each returning ``dict(results=[rows], ...)``: :func:`benchmark_classifiers` (ours and the
+peers at one size, with throughput ratios), :func:`benchmark_scaling` (inference time against input size),
+:func:`benchmark_configs` (test_step / train_step of mmdet or mmseg configs on synthetic data).
+"""
+import concurrent.futures
+import contextlib
+import importlib.metadata
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import __version__
+from ..ops.backend import resolve_backend
+from .models import PEERS, TASK_SHAPES, build_named_model
+
+# The official code on one H100, batch 128, 224x224, AMP fp16 (shared/anchors/official_msvmamba_h100.json). Only the
+# tiny rows are the released configuration; the file's "small"/"base" rows are other networks and are left out.
+H100_ANCHORS = {
+    ('tiny', 'infer'): dict(img_s=2276.05, peak_MB=1962.5),
+    ('tiny', 'train'): dict(img_s=777.30, peak_MB=13742.0),
+}
+MODES = ('infer', 'train')
+AMP = ('fp16', 'bf16', 'none')
+# (CUDA, CPU) batch sizes; configs train with the config's own batch unless one is given
+DEFAULT_BS = dict(classify=(128, 8), scaling=(16, 1), config=(1, 1))
+DEFAULT_SIZES = ('224', '384', '512', '768', '1024', '1280x800')
+PACKAGES = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain', 'numpy')
+
+
+@dataclass
+class Protocol:
+    device: str
+    bs: int
+    res: int
+    amp: str  # 'fp16', 'bf16' or 'none'
+    warmup: int
+    runs: int
+    iters: int
+    threads: int
+    tf32: Optional[bool]  # None keeps PyTorch's defaults
+    cudnn_benchmark: bool
+    isolate: bool  # CPU: one fresh process per measurement (needed for a per-measurement peak)
+    seed: int = 0
+
+    @property
+    def precision(self) -> str:
+        """'fp32' or 'amp_fp16' / 'amp_bf16', as the result rows name it."""
+        return f'amp_{self.amp}' if self.amp != 'none' else 'fp32'
+
+
+def make_protocol(command: str, device: Optional[str] = None, bs: Optional[int] = None, res: Optional[int] = None,
+                  amp: Optional[str] = None, warmup: Optional[int] = None, runs: Optional[int] = None,
+                  iters: Optional[int] = None, threads: Optional[int] = None, tf32: Optional[bool] = None,
+                  cudnn_benchmark: bool = True, isolate: bool = True) -> Protocol:
+    """The protocol of ``command`` ('classify', 'scaling', 'config') on ``device``, with the GPU or CPU defaults
+    for every value left None (see the module docstring). Raises ValueError for impossible values."""
+    gpu = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu')).type == 'cuda'
+    if gpu and not torch.cuda.is_available():
+        raise ValueError('--device cuda: no CUDA device is available; use --device cpu')
+    if amp is not None and amp not in AMP:
+        raise ValueError(f'amp must be one of {AMP}, got {amp!r}')
+    def given(value, default):
+        return default if value is None else value
+
+    protocol = Protocol(
+        device='cuda' if gpu else str(torch.device(device or 'cpu')), bs=given(bs, DEFAULT_BS[command][0 if gpu else 1]),
+        res=given(res, 224), amp=amp or ('fp16' if gpu else 'none'), warmup=given(warmup, 10 if gpu else 1),
+        runs=given(runs, 5 if gpu else 3), iters=given(iters, 10 if gpu else 1),
+        threads=given(threads, torch.get_num_threads()), tf32=tf32, cudnn_benchmark=cudnn_benchmark,
+        isolate=not gpu and isolate)
+    if min(protocol.bs, protocol.res, protocol.runs, protocol.iters, protocol.threads) <= 0 or protocol.warmup < 0:
+        raise ValueError('--bs, --res, --runs, --iters and --threads must be positive, --warmup non-negative')
+    if gpu and protocol.amp == 'none' and protocol.tf32 is None:
+        warnings.warn('fp32 on CUDA with PyTorch\'s TF32 defaults: pass --tf32 on/off to fix the precision')
+    return protocol
+
+
+@dataclass
+class Case:
+    """One measurement: a model ('classifier': an arch or peer name; 'config': a config file) in one mode."""
+    kind: str
+    model: str
+    mode: str
+    protocol: Protocol
+    shape: Tuple[int, int]
+    peer_source: str = 'auto'
+    label: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Measurement
+
+@contextlib.contextmanager
+def backend_settings(protocol: Protocol):
+    """Threads, TF32 and cudnn.benchmark as the protocol says, restored on exit (callers may be tests)."""
+    saved = (torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.benchmark)
+    torch.manual_seed(protocol.seed)
+    torch.set_num_threads(protocol.threads)
+    if protocol.tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = protocol.tf32
+        torch.backends.cudnn.allow_tf32 = protocol.tf32
+    torch.backends.cudnn.benchmark = protocol.cudnn_benchmark
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1:3]
+        torch.backends.cudnn.benchmark = saved[3]
+
+
+def _sync(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _autocast(protocol: Protocol, device: torch.device):
+    if protocol.amp == 'none':
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.float16 if protocol.amp == 'fp16' else torch.bfloat16)
+
+
+def rss_bytes() -> Optional[int]:
+    """This process's resident set now, or None where /proc is missing."""
+    try:
+        with open('/proc/self/statm') as statm:
+            return int(statm.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError):
+        return None
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == 'darwin' else peak * 1024  # kilobytes on Linux, bytes on macOS
+
+
+def time_steps(step: Callable[[], None], protocol: Protocol, device: torch.device):
+    """(wall seconds, process CPU seconds) of each timed run of ``protocol.iters`` steps, after the warm-up."""
+    for _ in range(protocol.warmup):
+        step()
+    _sync(device)
+    wall, cpu = [], []
+    for _ in range(protocol.runs):
+        _sync(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(protocol.iters):
+            step()
+        _sync(device)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def _classifier_step(model: nn.Module, mode: str, protocol: Protocol, device: torch.device, height: int,
+                     width: int):
+    images = torch.randn(protocol.bs, 3, height, width, device=device)
+    if mode == 'infer':
+        model.eval()
+
+        def step():
+            with torch.no_grad(), _autocast(protocol, device):
+                model(images)
+        return step
+    model.train()
+    labels = torch.randint(0, 1000, (protocol.bs, ), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    scaler = torch.amp.GradScaler(device.type, enabled=protocol.amp == 'fp16')
+
+    def step():
+        with _autocast(protocol, device):
+            loss = F.cross_entropy(model(images), labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+    return step
+
+
+def _config_step(cfg, mode: str, protocol: Protocol, device: torch.device, height: int, width: int):
+    """(model, step): test_step / train_step of an mmdet or mmseg model on synthetic images of (height, width)."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+
+    from ..engine.config import build_model
+    # one process, one device: SyncBN (the segmentation configs) becomes BN, as in mmseg's own benchmark tool
+    model = revert_sync_batchnorm(build_model(cfg)).to(device)
+    data = _synthetic_batch(cfg.default_scope, protocol.bs, height, width, with_targets=mode == 'train')
+    if mode == 'infer':
+        model.eval()
+
+        def step():
+            with torch.no_grad(), _autocast(protocol, device):
+                model.test_step(data)
+        return model, step
+    model.train()
+    wrapper_cfg = dict(cfg.optim_wrapper)
+    if protocol.amp != 'none':
+        if device.type != 'cuda':
+            raise ValueError('AMP training of a config needs CUDA (mmengine AmpOptimWrapper); use --amp none on CPU')
+        wrapper_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic',
+                           dtype='float16' if protocol.amp == 'fp16' else 'bfloat16')
+    with _quiet_mmengine():  # the optimizer builder logs every parameter at INFO
+        optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
+    return model, lambda: model.train_step(data, optim_wrapper)
+
+
+@contextlib.contextmanager
+def _quiet_mmengine():
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _synthetic_batch(scope: str, batch: int, height: int, width: int, with_targets: bool) -> dict:
+    """A data-loader batch of random uint8 images (and random targets for training), as the runner passes it."""
+    if scope == 'mmdet':
+        from mmdet.testing import demo_mm_inputs
+        return demo_mm_inputs(batch_size=batch, image_shapes=[(3, height, width)] * batch,
+                              num_items=[10] * batch, num_classes=80, with_mask=with_targets)
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(batch):
+        meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+        sample = SegDataSample(metainfo=meta)
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, height, width)))
+        samples.append(sample)
+    return dict(inputs=[torch.randint(0, 256, (3, height, width), dtype=torch.uint8) for _ in range(batch)],
+                data_samples=samples)
+
+
+def measure(case: Case) -> dict:
+    """Run one measurement in this process; returns its result row."""
+    with backend_settings(case.protocol):
+        return _measure(case, case.protocol)
+
+
+def _measure(case: Case, protocol: Protocol) -> dict:
+    device = torch.device(protocol.device)
+    height, width = case.shape
+    rss_before = rss_bytes()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    if case.kind == 'config':
+        from ..engine.config import config_scope, load_config
+        cfg = load_config(case.model)
+        source = cfg.default_scope
+        with config_scope(source):
+            model, step = _config_step(cfg, case.mode, protocol, device, height, width)
+            seconds, cpu_seconds = time_steps(step, protocol, device)
+    else:
+        model, source = build_named_model(case.model, case.peer_source)
+        model.to(device)
+        step = _classifier_step(model, case.mode, protocol, device, height, width)
+        seconds, cpu_seconds = time_steps(step, protocol, device)
+
+    if device.type == 'cuda':
+        peak = torch.cuda.max_memory_allocated(device)
+    elif protocol.isolate and rss_before is not None:
+        peak = peak_rss_bytes() - rss_before
+    else:  # the process peak would include earlier measurements
+        peak = None
+    images = protocol.bs * protocol.iters
+    img_s = [images / s for s in seconds]
+    row = dict(
+        model=case.name, mode=f'{case.mode}_{protocol.precision}', step=case.mode, precision=protocol.precision,
+        bs=protocol.bs, res=height if height == width else f'{height}x{width}',
+        params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 6),
+        img_s=statistics.median(img_s), peak_MB=peak / 2**20 if peak is not None else None,
+        ms_per_img=1e3 / statistics.median(img_s), runs_img_s=img_s, source=source)
+    if device.type == 'cpu':
+        # On a shared CPU the wall clock includes time spent waiting for a core; the process CPU time does not.
+        # With one thread, images per CPU-second is the throughput of one idle core, whatever the load.
+        img_cpu_s = [images / s for s in cpu_seconds]
+        row.update(img_per_cpu_s=statistics.median(img_cpu_s), cpu_ms_per_img=1e3 / statistics.median(img_cpu_s),
+                   runs_img_per_cpu_s=img_cpu_s,
+                   cpu_utilisation=statistics.median(c / w for c, w in zip(cpu_seconds, seconds)))
+    return row
+
+
+def run_case(case: Case, progress: Optional[Callable[[dict], None]] = None) -> dict:
+    """:func:`measure` in a fresh process when the protocol isolates measurements, else here."""
+    if case.protocol.isolate:
+        context = multiprocessing.get_context('spawn')
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            row = pool.submit(measure, case).result()
+    else:
+        row = measure(case)
+    if progress is not None:
+        progress(row)
+    return row
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Environment
+
+def environment(protocol: Protocol) -> dict:
+    """Device, versions, threads, precision flags and the scan backend a model would use under ``protocol``."""
+    device = torch.device(protocol.device)
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    versions['mmmsvmamba'] = __version__
+    env = dict(
+        device=device_name(device), device_type=device.type, threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
+        cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        packages=versions, scan_backend=resolve_backend(None, device, warn=False),
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32,
+        cudnn_benchmark=torch.backends.cudnn.benchmark)
+    if hasattr(os, 'getloadavg'):
+        env['load_avg_start'] = [round(x, 2) for x in os.getloadavg()]
+    return env
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model with its logical CPU count."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            names = [line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name')]
+        return f'{names[0]} ({len(names)} logical CPUs)' if names else platform.processor()
+    except OSError:
+        return platform.processor() or 'cpu'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The three measurements
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Sequence[str], protocol: Protocol,
+                          env: dict, peer_source: str = 'auto', progress=None) -> dict:
+    """Ours and the peers at ``protocol.res``: the rows, the ratios of each of ours to each peer
+    (:func:`peer_ratios`), and the comparison with the H100 anchors (:func:`add_h100_anchors`)."""
+    results = []
+    for name in list(models) + list(peers):
+        for mode in modes:
+            case = Case('classifier', name, mode, protocol, (protocol.res, protocol.res), peer_source)
+            results.append(run_case(case, progress))
+    add_h100_anchors(results, env['device'])
+    return dict(results=results, ratios=peer_ratios(results, models, peers))
+
+
+def peer_ratios(results: Sequence[dict], models: Sequence[str], peers: Sequence[str]) -> List[dict]:
+    """Throughput and peak-memory ratios of each of ``models`` to each of ``peers``, per mode (same mode only)."""
+    ratios = []
+    for row in results:
+        if row['model'] not in models:
+            continue
+        for peer in results:
+            if peer['model'] in peers and peer['mode'] == row['mode']:
+                ratio = dict(model=row['model'], mode=row['mode'], peer=peer['model'],
+                             img_s_ratio=row['img_s'] / peer['img_s'],
+                             peak_MB_ratio=_ratio(row['peak_MB'], peer['peak_MB']))
+                if 'img_per_cpu_s' in row:
+                    ratio['img_per_cpu_s_ratio'] = row['img_per_cpu_s'] / peer['img_per_cpu_s']
+                ratios.append(ratio)
+    return ratios
+
+
+def add_h100_anchors(results: Sequence[dict], device: str) -> None:
+    """Give each row measured under the anchors' protocol (an H100, AMP fp16, batch 128, 224x224) an
+    ``official_h100`` entry: the official figures and our ratios to them."""
+    for row in results:
+        anchor = H100_ANCHORS.get((row['model'], row['step']))
+        if anchor and 'H100' in device and row['precision'] == 'amp_fp16' and row['bs'] == 128 and row['res'] == 224:
+            row['official_h100'] = dict(anchor, img_s_ratio=row['img_s'] / anchor['img_s'],
+                                        peak_MB_ratio=_ratio(row['peak_MB'], anchor['peak_MB']))
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """'512' -> (512, 512), '1280x800' -> (1280, 800); a ValueError otherwise."""
+    try:
+        parts = [int(p) for p in str(text).lower().split('x')]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) <= 0:
+        raise ValueError(f'a size is N or HxW with positive ints, got {text!r}')
+    return parts[0], parts[-1]
+
+
+def benchmark_scaling(models: Sequence[str], sizes: Sequence[Tuple[int, int]], protocol: Protocol,
+                      peer_source: str = 'auto', progress=None) -> dict:
+    """Inference time per image at each size; for each model the 1024 / 512 time ratio (about 4 if linear)."""
+    results = [run_case(Case('classifier', name, 'infer', protocol, size, peer_source), progress)
+               for name in models for size in sizes]
+    summary = {}
+    for name in dict.fromkeys(row['model'] for row in results):
+        rows = {row['res']: row for row in results if row['model'] == name}
+        entry = {}
+        for key in ('ms_per_img', 'cpu_ms_per_img'):
+            if key in rows[next(iter(rows))]:
+                entry[key] = {str(res): row[key] for res, row in rows.items()}
+                if 512 in rows and 1024 in rows:  # linear complexity: 4x the pixels, about 4x the time
+                    entry[f'{key}_1024_over_512'] = rows[1024][key] / rows[512][key]
+        summary[name] = entry
+    return dict(results=results, scaling=summary)
+
+
+def benchmark_configs(configs: Sequence[str], modes: Sequence[str], protocol: Protocol,
+                      shapes: Optional[dict] = None, bs: Optional[int] = None, progress=None) -> dict:
+    """test_step / train_step of detection and segmentation configs on synthetic data.
+
+    ``shapes`` maps a mode to (H, W) (default: the task's :data:`TASK_SHAPES`); the batch is ``bs``, else 1 for
+    inference and the config's own for training.
+    """
+    from ..engine.config import load_config
+    results = []
+    for path in configs:
+        cfg = load_config(path)
+        if cfg.default_scope not in ('mmdet', 'mmseg'):
+            raise ValueError(f'{path}: `config` benchmarks detection and segmentation configs (default_scope mmdet or '
+                             f'mmseg); for a classifier use `classify` with its arch')
+        name = os.path.splitext(os.path.basename(path))[0]
+        for mode in modes:
+            shape = tuple((shapes or {}).get(mode) or TASK_SHAPES[cfg.default_scope][mode])
+            case_bs = bs or (cfg.train_dataloader.batch_size if mode == 'train' else 1)
+            case = Case('config', path, mode, replace(protocol, bs=case_bs), shape, label=name)
+            results.append(run_case(case, progress))
+    return dict(results=results)
+
+
+def default_peers(command: str) -> List[str]:
+    """The peers a command compares with: all for classify, Swin-T for scaling."""
+    return list(PEERS) if command == 'classify' else ['swin-t']
