@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: env build test demo clean
+.PHONY: env build test demo gpu-report clean
 
 env:
 	bash tools/setup_env.sh
@@ -16,6 +16,12 @@ test: env
 
 demo: env
 	$(PY) tools/demo.py det
+
+# On a machine with a CUDA device (and torch + nvcc, no environment of ours needed): build, check, test and
+# benchmark the CUDA op, writing gpu_report/gpu_report.{json,md} (tools/gpu_report.py).
+GPU_PYTHON ?= python3
+gpu-report:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) tools/gpu_report.py --out gpu_report
 
 clean:
 	rm -rf build *.egg-info mmmsvmamba/*.so
