@@ -134,7 +134,7 @@ std::string_view kernel_name() {
   const size_t start = name.find("Kernel = ");
   if (start == std::string_view::npos) return name;
   name.remove_prefix(start + 9);
-  return name.substr(0, name.rfind(']'));
+  return name.substr(0, name.find_first_of(";]"));  // GCC appends "; std::string_view = ..."
 }
 
 }  // namespace detail
