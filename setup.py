@@ -51,7 +51,7 @@ def _emulated_extension(CppExtension, cxx_flags):
     # -fvisibility=hidden: the host-compiled kernels carry the mangled names of the real CUDA build's kernels;
     # hidden, neither library can bind the other's. -fno-strict-aliasing: device code reinterprets element arrays as
     # vectors, which nvcc allows and GCC's type-based alias analysis would not.
-    flags = cxx_flags + ['-DMMMSVMAMBA_EMULATED_CUDA', '-fvisibility=hidden', '-fvisibility-inlines-hidden',
+    flags = [f for f in cxx_flags if not f.startswith('-O')] + ['-O2', '-DMMMSVMAMBA_EMULATED_CUDA', '-fvisibility=hidden', '-fvisibility-inlines-hidden',
                          '-fno-strict-aliasing', '-Wno-unknown-pragmas']
     link = []
     sanitize = os.environ.get('MMMSVMAMBA_EMULATED_SANITIZE', '').strip()
