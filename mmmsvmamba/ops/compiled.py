@@ -14,6 +14,10 @@ extensions built by ``setup.py``: ``mmmsvmamba._C`` (schemas + CPU, always built
 (CUDA, built when torch has CUDA and nvcc is found). This module loads whichever exist (a missing one is recorded
 in :data:`LOAD_ERRORS`, not raised), then registers the fake kernels (so ``torch.compile`` and ``torch.export``
 can trace the ops) and the autograd formulas (backward = the ``*_bwd`` op; no double backward).
+
+A third, test-only extension, ``mmmsvmamba._C_emulated``, runs the CUDA kernels on the emulated CUDA device for CPU
+tensors under the library ``mmmsvmamba_emulated``; :func:`load_emulated` loads it on request (see
+:mod:`mmmsvmamba.ops.testing`). It is not a backend of the public entry points.
 """
 import importlib.util
 from typing import Optional

@@ -110,13 +110,14 @@ INT_MAX = 2 ** 31 - 1
 TILE, MAX_CHUNK = 128, 64 * 128  # positions per tile, at most per chunk (scan_kernels.cuh)
 
 
-@pytest.mark.parametrize('seqlen', [1, 127, 128, 129, 8191, 8192, 8193, 1_000_000, INT_MAX - MAX_CHUNK - 1,
-                                    INT_MAX - MAX_CHUNK, INT_MAX - MAX_CHUNK + 1, INT_MAX - TILE - 1, INT_MAX - TILE])
+# 2^31 - MAX_CHUNK is the longest sequence whose last chunk ends at or below INT_MAX in any plan
+@pytest.mark.parametrize('seqlen', [1, 127, 128, 129, 8191, 8192, 8193, 1_000_000, 2 ** 31 - MAX_CHUNK - 1,
+                                    2 ** 31 - MAX_CHUNK, 2 ** 31 - MAX_CHUNK + 1, INT_MAX - TILE - 1, INT_MAX - TILE])
 @pytest.mark.parametrize('multiprocessors', [1, 132])
 def test_chunks_cover_every_position(ops, seqlen, multiprocessors):
     """plan_chunks + chunk_range of the CUDA kernels (the code the kernels run) tile [0, seqlen) exactly.
 
-    The largest admitted seqlen is INT_MAX - 128 (make_params); above INT_MAX - 8192 the last chunk's end,
+    The largest admitted seqlen is INT_MAX - 128 (make_params); above 2^31 - 8192 the last chunk's end,
     begin + chunk_len, used to overflow int, so that chunk scanned nothing and left its outputs uninitialised.
     """
     ranges = ops._chunk_ranges(1, 4, seqlen, multiprocessors)
