@@ -7,7 +7,9 @@
 //       atomicAdd over `blocks` blocks of `block` threads, and the number of threads that saw the right indices
 //   _emulator_layout(bx, by, bz) -> int64 (bz, by, bx): x + 100 y + 10000 z as threadIdx reports it
 //   _emulator_fault(case): launches a kernel with the fault `case` (see kFaults) and raises the launch's error
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
@@ -81,7 +83,10 @@ at::Tensor block_sum(int64_t block, int64_t blocks) {
   emulated_cuda::launch<block_sum_kernel>(static_cast<unsigned>(blocks), static_cast<unsigned>(block))(&sum, &right);
   const cudaError_t err = cudaGetLastError();
   TORCH_CHECK(err == cudaSuccess, cudaGetErrorString(err));
-  return at::tensor({static_cast<int64_t>(sum), static_cast<int64_t>(right)}, at::kLong);
+  at::Tensor out = at::empty({2}, at::kLong);
+  out.data_ptr<int64_t>()[0] = sum;
+  out.data_ptr<int64_t>()[1] = right;
+  return out;
 }
 
 __global__ void layout_kernel(int64_t* out) {

@@ -8,7 +8,8 @@
 //   _chunk_ranges(batch, dim, seqlen, multiprocessors) -> int64 (n_chunks, 2): [begin, end) of each chunk as
 //       plan_chunks and chunk_range give them (the kernels' chunk arithmetic at any seqlen, without the tensors).
 //   _set_multiprocessors(count) -> previous override: the multiprocessor count the device reports (0: default).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
