@@ -4,8 +4,12 @@ CUDA kernels at the largest admitted sequence length.
 
 The scan kernels on the emulated device are tested with the other devices in test_compiled.py.
 """
+import importlib
+import pathlib
+
 import pytest
 import torch
+from _pytest.mark.structures import ParameterSet
 
 from mmmsvmamba.ops import compiled
 from tests.ops.compiled_helpers import require_emulated
@@ -127,3 +131,38 @@ def test_chunks_cover_every_position(ops, seqlen, multiprocessors):
     lengths = ends - begins
     assert (lengths > 0).all() and (lengths <= MAX_CHUNK).all()
     assert (lengths[:-1] % TILE == 0).all()  # every chunk but the last is whole tiles
+
+
+
+def _device_parametrizations():
+    """(test name, argnames, values) of every parametrize mark over 'device' in the test modules of tests/ops."""
+    for path in sorted(pathlib.Path(__file__).parent.glob('test_*.py')):
+        if "'cuda'" not in path.read_text():
+            continue
+        module = importlib.import_module(f'tests.ops.{path.stem}')
+        for name, fn in vars(module).items():
+            for mark in getattr(fn, 'pytestmark', []):
+                if mark.name != 'parametrize':
+                    continue
+                names = [n.strip() for n in (mark.args[0].split(',') if isinstance(mark.args[0], str)
+                                             else mark.args[0])]
+                if 'device' in names:
+                    values = [tuple(v.values) if isinstance(v, ParameterSet) else v if len(names) > 1 else (v,)
+                              for v in mark.args[1]]
+                    yield f'{path.stem}::{name}', names, values
+
+
+def test_every_cuda_case_has_an_emulated_twin():
+    """Each 'cuda' value of a device parametrisation has an 'emulated' twin with the same other values, so that no
+    case of the CUDA kernels only ever skips on machines without a GPU."""
+    missing, cuda_values = [], 0
+    for test, names, values in _device_parametrizations():
+        at = names.index('device')
+        for value in values:
+            if value[at] == 'cuda':
+                cuda_values += 1
+                twin = value[:at] + ('emulated',) + value[at + 1:]
+                if twin not in values:
+                    missing.append(f'{test}{value}')
+    assert cuda_values > 0
+    assert not missing, f'CUDA cases without an emulated twin: {missing}'
