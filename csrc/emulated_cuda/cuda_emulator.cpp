@@ -197,7 +197,8 @@ class Worker {
     page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     stride_ = kStackBytes + page_;
     stacks_bytes_ = stride_ * threads_;
-    void* base = mmap(nullptr, stacks_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* base =
+        mmap(nullptr, stacks_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
       std::fprintf(stderr, "emulated CUDA device: cannot map %zu bytes of fiber stacks\n", stacks_bytes_);
       std::abort();

@@ -127,6 +127,12 @@ T from_bits(uint64_t bits) {
   return value;
 }
 
+// A shuffle of any trivially copyable value of at most 8 bytes, through warp_exchange.
+template <typename T>
+T shuffle(WarpOp op, unsigned mask, T var, unsigned arg, int width, const std::source_location& at) {
+  return from_bits<T>(warp_exchange(op, mask, to_bits(var), static_cast<int>(arg), width, at));
+}
+
 // "ns::kernel<args>" from the signature of kernel_name<kernel>() as GCC and Clang print it.
 template <auto Kernel>
 std::string_view kernel_name() {
@@ -181,40 +187,33 @@ inline void __syncthreads(const std::source_location& at = std::source_location:
   emulated_cuda::detail::block_barrier(at);
 }
 
-inline void __syncwarp(unsigned mask = 0xffffffffu, const std::source_location& at = std::source_location::current()) {
+inline void __syncwarp(unsigned mask = 0xffffffffu,
+                       const std::source_location& at = std::source_location::current()) {
   emulated_cuda::detail::warp_exchange(emulated_cuda::detail::WarpOp::kSync, mask, 0, 0, warpSize, at);
 }
 
 template <typename T>
 T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize,
               const std::source_location& at = std::source_location::current()) {
-  using emulated_cuda::detail::WarpOp;
-  return emulated_cuda::detail::from_bits<T>(
-      emulated_cuda::detail::warp_exchange(WarpOp::kIdx, mask, emulated_cuda::detail::to_bits(var), src_lane, width, at));
+  return emulated_cuda::detail::shuffle(emulated_cuda::detail::WarpOp::kIdx, mask, var, src_lane, width, at);
 }
 
 template <typename T>
 T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
                  const std::source_location& at = std::source_location::current()) {
-  using emulated_cuda::detail::WarpOp;
-  return emulated_cuda::detail::from_bits<T>(emulated_cuda::detail::warp_exchange(
-      WarpOp::kUp, mask, emulated_cuda::detail::to_bits(var), static_cast<int>(delta), width, at));
+  return emulated_cuda::detail::shuffle(emulated_cuda::detail::WarpOp::kUp, mask, var, delta, width, at);
 }
 
 template <typename T>
 T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
                    const std::source_location& at = std::source_location::current()) {
-  using emulated_cuda::detail::WarpOp;
-  return emulated_cuda::detail::from_bits<T>(emulated_cuda::detail::warp_exchange(
-      WarpOp::kDown, mask, emulated_cuda::detail::to_bits(var), static_cast<int>(delta), width, at));
+  return emulated_cuda::detail::shuffle(emulated_cuda::detail::WarpOp::kDown, mask, var, delta, width, at);
 }
 
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize,
                   const std::source_location& at = std::source_location::current()) {
-  using emulated_cuda::detail::WarpOp;
-  return emulated_cuda::detail::from_bits<T>(
-      emulated_cuda::detail::warp_exchange(WarpOp::kXor, mask, emulated_cuda::detail::to_bits(var), lane_mask, width, at));
+  return emulated_cuda::detail::shuffle(emulated_cuda::detail::WarpOp::kXor, mask, var, lane_mask, width, at);
 }
 
 // Device-wide atomics; relaxed, as CUDA's atomicAdd.
@@ -236,14 +235,16 @@ T __ldg(const T* address) {
 }
 
 // CUDA's min / max overloads of the integer and floating types (device code calls them unqualified).
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a > b ? a : b; }
-inline long min(long a, long b) { return a < b ? a : b; }
-inline long max(long a, long b) { return a > b ? a : b; }
+#define EMULATED_CUDA_MIN_MAX(T)                          \
+  inline T min(T a, T b) { return b < a ? b : a; }        \
+  inline T max(T a, T b) { return a < b ? b : a; }
+EMULATED_CUDA_MIN_MAX(int)
+EMULATED_CUDA_MIN_MAX(unsigned)
+EMULATED_CUDA_MIN_MAX(long)
+EMULATED_CUDA_MIN_MAX(long long)
+EMULATED_CUDA_MIN_MAX(unsigned long long)
+#undef EMULATED_CUDA_MIN_MAX
+// as fminf / fmaxf: a NaN argument yields the other one
 inline float min(float a, float b) { return fminf(a, b); }
 inline float max(float a, float b) { return fmaxf(a, b); }
 inline double min(double a, double b) { return fmin(a, b); }
