@@ -164,6 +164,7 @@ struct Launch {
   std::atomic<bool> failed{false};
   std::mutex mutex;
   std::string error;  // the first failure
+  cudaError_t code = cudaSuccess;
 };
 
 enum class Wait { kNone, kWarp, kBlock };
@@ -228,11 +229,14 @@ class Worker {
   const Launch& launch() const { return launch_; }
 
   // Records the failure of the current fiber and leaves it for good.
-  [[noreturn]] void fail(cudaError_t /*code*/, const std::string& what, const std::source_location& at) {
-    std::ostringstream message;
-    message << "kernel " << launch_.kernel << ", block " << str(block_) << ", thread " << str(current_->index)
-            << ": " << what << " (at " << str(at) << ")";
-    record(message.str());
+  // (The caller's temporaries on the fiber's stack are never destroyed: a small leak per failed launch.)
+  [[noreturn]] void fail(cudaError_t code, const std::string& what, const std::source_location& at) {
+    {
+      std::ostringstream message;
+      message << "kernel " << launch_.kernel << ", block " << str(block_) << ", thread " << str(current_->index)
+              << ": " << what << " (at " << str(at) << ")";
+      record(code, message.str());
+    }
     switch_context(current_->context, worker_context_);
     std::abort();  // a failed fiber is never resumed
   }
@@ -244,9 +248,12 @@ class Worker {
  private:
   static void fiber_main();
   void run_block();
-  void record(const std::string& message) {
+  void record(cudaError_t code, const std::string& message) {
     std::lock_guard<std::mutex> lock(launch_.mutex);
-    if (launch_.error.empty()) launch_.error = message;
+    if (launch_.error.empty()) {
+      launch_.error = message;
+      launch_.code = code;
+    }
     launch_.failed.store(true, std::memory_order_relaxed);
   }
   void wait_here();  // the current fiber blocks; runs others until it is runnable again
@@ -293,7 +300,7 @@ void Worker::run_block() {
   std::ostringstream message;
   message << "kernel " << launch_.kernel << ", block " << str(block_) << ": deadlock, no thread can run; "
           << describe_waits();
-  record(message.str());
+  record(cudaErrorLaunchFailure, message.str());
 }
 
 Fiber* Worker::next_runnable(int after) {
@@ -572,7 +579,7 @@ void run_launch(std::string_view kernel, dim3 grid, dim3 block, size_t shared_by
   }
   Worker(launch).run();
   for (std::thread& t : helpers) t.join();
-  if (launch.failed.load()) set_last_error(cudaErrorLaunchFailure, launch.error);
+  if (launch.failed.load()) set_last_error(launch.code, launch.error);
 }
 
 }  // namespace detail
