@@ -1,8 +1,10 @@
 # Entry points. Each target sets up what is missing first (tools/setup_env.sh is idempotent).
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# Development builds include the CUDA kernels on the emulated device (mmmsvmamba._C_emulated), which tests/ops run.
+export MMMSVMAMBA_WITH_EMULATED ?= 1
 
-.PHONY: env build test demo gpu-report clean
+.PHONY: env build test demo gpu-report clean test-emulated test-ubsan
 
 env:
 	bash tools/setup_env.sh
@@ -13,6 +15,17 @@ build: env
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Only the CUDA kernels on the emulated device: their twins of the CUDA test cases and the emulator's own tests.
+test-emulated: env
+	$(PY) -m pytest tests/ops -k emulated $(PYTEST_ARGS)
+
+# The same with the emulated extension built under UBSan (undefined behaviour aborts the run), then rebuilt
+# without it. Opt-in: the sanitised build and run take a few minutes.
+test-ubsan: env
+	MMMSVMAMBA_EMULATED_SANITIZE=undefined MMMSVMAMBA_WITH_CUDA=0 $(PY) setup.py build_ext --inplace
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PY) -m pytest tests/ops -k emulated $(PYTEST_ARGS); \
+	status=$$?; MMMSVMAMBA_WITH_CUDA=0 $(PY) setup.py build_ext --inplace && exit $$status
 
 demo: env
 	$(PY) tools/demo.py det

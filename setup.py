@@ -1,10 +1,14 @@
 """Build of mmmsvmamba and its compiled selective-scan ops (csrc/, see docs/ops.md).
 
-Two extensions, loaded by mmmsvmamba/ops/compiled.py:
+Extensions, loaded by mmmsvmamba/ops/compiled.py:
 
 * ``mmmsvmamba._C``: the operator schemas and the CPU kernels. Always built.
 * ``mmmsvmamba._C_cuda``: the CUDA kernels. Built when torch has CUDA and nvcc is found (``CUDA_HOME``, default
   /usr/local/cuda). ``MMMSVMAMBA_WITH_CUDA=0`` skips it; ``=1`` makes a missing toolkit an error.
+* ``mmmsvmamba._C_emulated``: the same CUDA kernels compiled for the host against the emulated CUDA device of
+  csrc/emulated_cuda/, for tests (library ``mmmsvmamba_emulated``, CPU tensors). Built only with
+  ``MMMSVMAMBA_WITH_EMULATED=1`` (the development environment sets it); ``MMMSVMAMBA_EMULATED_SANITIZE=undefined``
+  builds it with UBSan (``make test-ubsan``).
 
 Environment: ``TORCH_CUDA_ARCH_LIST`` (default '8.0;8.6;8.9;9.0;12.0'), ``MAX_JOBS`` (parallel compile jobs).
 Install for development with ``pip install --no-build-isolation --no-deps -e .`` (tools/setup_env.sh does).
@@ -40,6 +44,32 @@ def _want_cuda(torch, cuda_home):
     return not missing
 
 
+def _emulated_extension(CppExtension, cxx_flags):
+    """The CUDA kernels on the emulated device (csrc/emulated_cuda/), or None unless MMMSVMAMBA_WITH_EMULATED=1."""
+    if os.environ.get('MMMSVMAMBA_WITH_EMULATED', '').strip() != '1':
+        return None
+    # -fvisibility=hidden: the host-compiled kernels carry the mangled names of the real CUDA build's kernels;
+    # hidden, neither library can bind the other's. -fno-strict-aliasing: device code reinterprets element arrays as
+    # vectors, which nvcc allows and GCC's type-based alias analysis would not.
+    # -O2 -g0: the build time counts in CI (debug info alone costs 40% more); the kernels run fast enough at -O2.
+    flags = [f for f in cxx_flags if not f.startswith('-O')] + [
+        '-O2', '-g0', '-DMMMSVMAMBA_EMULATED_CUDA', '-fvisibility=hidden', '-fvisibility-inlines-hidden',
+        '-fno-strict-aliasing', '-Wno-unknown-pragmas']
+    link = []
+    sanitize = os.environ.get('MMMSVMAMBA_EMULATED_SANITIZE', '').strip()
+    if sanitize:
+        if sanitize != 'undefined':
+            raise RuntimeError(f'MMMSVMAMBA_EMULATED_SANITIZE={sanitize!r}: only "undefined" (UBSan) is supported; '
+                               'AddressSanitizer would have to be preloaded into Python')
+        flags = [f for f in flags if not f.startswith('-O') and f != '-g0'] + [
+            '-O1', '-g', '-fsanitize=undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer']
+        link = ['-fsanitize=undefined']
+    return CppExtension('mmmsvmamba._C_emulated',
+                        sources=[os.path.join('csrc', 'emulated_cuda', 'cuda_emulator.cpp')] +
+                        sorted(glob.glob(os.path.join(CSRC, 'emulated', '*.cpp'))),
+                        extra_compile_args={'cxx': flags}, extra_link_args=link)
+
+
 def _extensions():
     # torch.utils.cpp_extension reads CUDA_HOME when imported and otherwise guesses /usr/local.
     if not (os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')) and os.path.exists(
@@ -60,6 +90,9 @@ def _extensions():
                      extra_compile_args={'cxx': cxx_flags + ['-fno-trapping-math', '-fopenmp']},
                      extra_link_args=['-fopenmp'])
     ]
+    emulated = _emulated_extension(CppExtension, cxx_flags)
+    if emulated is not None:
+        extensions.append(emulated)
     if _want_cuda(torch, CUDA_HOME):
         os.environ.setdefault('TORCH_CUDA_ARCH_LIST', DEFAULT_ARCH_LIST)
         # torch's CUDA headers include cuBLAS / cuSPARSE headers, which pip's CUDA runtime keeps here

@@ -20,6 +20,7 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 CACHE=${MMMSVMAMBA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmmsvmamba}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+export MMMSVMAMBA_WITH_EMULATED=${MMMSVMAMBA_WITH_EMULATED:-1}  # the CUDA kernels on the emulated device, for tests
 
 # Everything that decides the environment's content; a change re-runs the install (csrc/: recompiles the ops).
 fingerprint() { cat "$@" | sha1sum | cut -c1-12; }

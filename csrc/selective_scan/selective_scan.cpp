@@ -1,33 +1,9 @@
-// The operator schemas of the mmmsvmamba library: the only TORCH_LIBRARY block. Backends register their kernels
-// at the bottom of their own files (cpu/selective_scan_cpu.cpp, cuda/selective_scan_{fwd,bwd}.cu); the fake
-// (meta) kernels and the autograd formulas are registered from Python (mmmsvmamba/ops/compiled.py).
-//
-// All ops are functional (they return new tensors) and specialised for d_state = 1.
-//   selective_scan_fwd      u, delta (B, D, L); A (D, 1); B, C (B, G, 1, L); D, delta_bias (D,) or None
-//                           -> y (B, D, L), float32 (float64 for float64 u) if out_float else u's dtype
-//   ms2d_half_res_scan_fwd  u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb); the three half-resolution routes
-//                           scanned with one continuing state -> (B, D, Hb, Wb) summed or (B, 3, D, Hb, Wb)
-//   *_bwd                   dout and the forward's inputs -> (du, ddelta, dA, dB, dC, dD, ddelta_bias), each in
-//                           its input's shape and dtype (dD, ddelta_bias: (D,) float32 / float64 if absent)
+// The operator library of mmmsvmamba: the only TORCH_LIBRARY(mmmsvmamba, m) block, with the four schemas of
+// schemas.h. Backends register their kernels at the bottom of their own files (cpu/selective_scan_cpu.cpp,
+// cuda/selective_scan_{fwd,bwd}.cu); the fake (meta) kernels and the autograd formulas are registered from Python
+// (mmmsvmamba/ops/compiled.py).
 #include <torch/library.h>
 
-TORCH_LIBRARY(mmmsvmamba, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  m.def(
-      "selective_scan_fwd(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? delta_bias, "
-      "bool delta_softplus, bool out_float) -> Tensor",
-      tags);
-  m.def(
-      "selective_scan_bwd(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, "
-      "Tensor? delta_bias, bool delta_softplus) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
-      tags);
-  m.def(
-      "ms2d_half_res_scan_fwd(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, Tensor? delta_bias, "
-      "bool delta_softplus, bool sum_routes, bool out_float) -> Tensor",
-      tags);
-  m.def(
-      "ms2d_half_res_scan_bwd(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor? D, "
-      "Tensor? delta_bias, bool delta_softplus, bool sum_routes) -> "
-      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
-      tags);
-}
+#include "schemas.h"
+
+TORCH_LIBRARY(mmmsvmamba, m) { mmmsvmamba::define_scan_ops(m); }

@@ -10,32 +10,18 @@
 // Two layouts of the scanned sequence inside a (b, d) plane of `plane` elements:
 //   sequence: position t is element t, seqlen = plane = L.
 //   half-res: the plane is an Hb x Wb map and the sequence is its three MS2D routes one after the other
-//             (spec section 4.2), seqlen = 3 * Hb * Wb; see half_res_offset().
+//             (spec section 4.2), seqlen = 3 * Hb * Wb; see half_res_offset() in route_order.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <c10/macros/Macros.h>
 
 #include <optional>
 #include <vector>
 
 #include "../common/check.h"
+#include "route_order.h"
 
 namespace mmmsvmamba {
-
-constexpr int kNumRoutes = 3;
-
-// Plane offset of the t-th position of the half-res route sequence, 0 <= t < 3 * height * width.
-// Route 0: row-major reversed. Route 1: column-major (t = w * height + h). Route 2: column-major reversed.
-// index_t: int64_t on the CPU, int on the GPU (where 64-bit division is slow; the host checks the range).
-template <typename index_t>
-C10_HOST_DEVICE inline index_t half_res_offset(index_t t, index_t height, index_t width) {
-  const index_t area = height * width;
-  if (t < area) return area - 1 - t;
-  const index_t s = t < 2 * area ? t - area : 3 * area - 1 - t;  // index into the column-major order
-  const index_t w = s / height;
-  return (s - w * height) * width + w;
-}
 
 struct ScanProblem {
   // u, delta, B, C share one "input" dtype; A, D, delta_bias are in the compute dtype (float32, or float64 for
@@ -71,18 +57,30 @@ inline void check_input_dtype(const char* op, const at::Tensor& u) {
               ": u must be float32, float64, float16 or bfloat16, got ", t);
 }
 
+// Which op's inputs make_problem reads: the sequence op, or the half-res op on maps.
+enum class ScanKind { kSequence, kHalfRes };
+// The memory layout make_problem gives ScanProblem's tensors (see ScanProblem).
+enum class ScanLayout { kChannelsFirst, kChannelsLast };
+// The ops' boolean arguments (sum_routes only matters for the half-res op).
+struct ScanFlags {
+  bool delta_softplus = false;
+  bool sum_routes = true;
+};
+
 // Validates the inputs of either op and brings them to the form the kernels read (see ScanProblem).
 // Sequence op: u, delta (B, D, L); B, C (B, G, 1, L). Half-res op: u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb).
-// Both: A (D, 1), D and delta_bias (D,) or absent. `channels_last` picks the layout of ScanProblem's tensors.
-inline ScanProblem make_problem(const char* op, bool half_res, const at::Tensor& u, const at::Tensor& delta,
-                                const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
-                                const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& delta_bias,
-                                bool delta_softplus, bool sum_routes, bool channels_last = false) {
+// Both: A (D, 1), D and delta_bias (D,) or absent.
+inline ScanProblem make_problem(const char* op, ScanKind kind, ScanLayout layout_kind, const at::Tensor& u,
+                                const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
+                                const at::Tensor& C, const std::optional<at::Tensor>& D,
+                                const std::optional<at::Tensor>& delta_bias, ScanFlags flags) {
+  const bool half_res = kind == ScanKind::kHalfRes;
+  const bool channels_last = layout_kind == ScanLayout::kChannelsLast;
   ScanProblem p;
   p.channels_last = channels_last;
   p.half_res = half_res;
-  p.sum_routes = sum_routes;
-  p.delta_softplus = delta_softplus;
+  p.sum_routes = flags.sum_routes;
+  p.delta_softplus = flags.delta_softplus;
   if (half_res) {
     check_shape(op, "u", u, {-1, -1, -1, -1}, "(batch, dim, Hb, Wb)");
   } else {

@@ -1,54 +1,65 @@
-"""Shared inputs and tolerances for the compiled-op tests (tests/ops/test_compiled*.py)."""
+"""Devices and helpers of the compiled-op tests (tests/ops/test_compiled*.py).
+
+Devices: 'cpu' (the CPU kernels), 'cuda' (the CUDA kernels on a GPU; skipped without one) and 'emulated' (the same
+CUDA kernels on the emulated CUDA device, for CPU tensors; see mmmsvmamba.ops.testing). Every CUDA case has an
+emulated twin. Without mmmsvmamba._C_emulated the emulated cases fail and say how to build it, unless
+MMMSVMAMBA_WITH_EMULATED=0 says it was not wanted (then they skip).
+"""
+import os
+
 import pytest
 import torch
 
+from mmmsvmamba.ops import compiled, ms2d_half_res_scan, selective_scan_fn
+from mmmsvmamba.ops import testing as scan_testing
+from mmmsvmamba.ops.testing import INPUT_NAMES, assert_scan_close, make_scan_inputs  # noqa: F401
+
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
-DEVICES = ['cpu', pytest.param('cuda', marks=CUDA)]
+EMULATED = 'emulated'
+DEVICES = ['cpu', pytest.param('cuda', marks=CUDA), EMULATED]
 # (device, dtype) pairs the compiled kernels accept: CPU computes float64 in float64, CUDA has no float64 kernel
 DEVICE_DTYPES = [('cpu', torch.float32), ('cpu', torch.float64), ('cpu', torch.bfloat16),
                  pytest.param('cuda', torch.float32, marks=CUDA), pytest.param('cuda', torch.float16, marks=CUDA),
-                 pytest.param('cuda', torch.bfloat16, marks=CUDA)]
-# rtol, and atol as a fraction of the largest reference magnitude. The reference runs in float64 on the same
-# (rounded) inputs, so these bound the kernel's own error: float32 arithmetic, plus one rounding of each result
-# to the input dtype for the gradients of half-precision inputs.
-TOLERANCES = {
-    torch.float64: (1e-9, 1e-10),
-    torch.float32: (1e-4, 2e-5),
-    torch.float16: (4e-3, 2e-3),
-    torch.bfloat16: (3e-2, 1e-2),
-}
-INPUT_NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
+                 pytest.param('cuda', torch.bfloat16, marks=CUDA),
+                 (EMULATED, torch.float32), (EMULATED, torch.float16), (EMULATED, torch.bfloat16)]
+CUDA_KERNEL_DEVICES = [pytest.param('cuda', marks=CUDA), EMULATED]  # the devices that run the CUDA kernels
+SEQUENCE, HALF_RES = 'sequence', 'half_res'
 
 
-def make_inputs(batch, dim, spatial, *, groups=1, dtype=torch.float32, device='cpu', seed=0, with_D=True,
-                with_bias=True):
-    """Random scan inputs with realistic ranges: u, delta (batch, dim, *spatial); B, C (batch, groups, 1, *spatial).
-
-    ``spatial`` is (L,) for the sequence op and (Hb, Wb) for the half-res op. A, D and delta_bias are float32
-    (float64 for float64 inputs), as the model passes them.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    param_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-
-    def rand(*shape, dtype=dtype, scale=1.0, shift=0.0):
-        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale + shift).to(device, dtype)
-
-    inputs = dict(
-        u=rand(batch, dim, *spatial),
-        delta=rand(batch, dim, *spatial, scale=0.5, shift=-1.0),
-        A=-torch.exp(rand(dim, 1, dtype=param_dtype, scale=0.5)),
-        B=rand(batch, groups, 1, *spatial),
-        C=rand(batch, groups, 1, *spatial),
-        D=rand(dim, dtype=param_dtype) if with_D else None,
-        delta_bias=rand(dim, dtype=param_dtype, scale=0.3) if with_bias else None,
-    )
-    return inputs
+def tensor_device(device: str) -> str:
+    """Where a test's tensors live: the emulated device takes CPU tensors."""
+    return 'cpu' if device == EMULATED else device
 
 
-def assert_close(actual, expected, dtype, name=''):
-    """Compare with the float64 reference under the tolerance of ``dtype`` (atol scaled by |expected|max)."""
-    rtol, atol = TOLERANCES[dtype]
-    expected = expected.to(torch.float64)
-    scale = expected.abs().max().item() if expected.numel() else 1.0
-    torch.testing.assert_close(actual.to(torch.float64), expected, rtol=rtol, atol=atol * max(scale, 1e-6),
-                               msg=lambda m: f'{name}: {m}')
+def require_emulated():
+    """The emulated ops, or a failure that says how to build them (a skip if MMMSVMAMBA_WITH_EMULATED=0)."""
+    if not compiled.load_emulated():
+        if os.environ.get('MMMSVMAMBA_WITH_EMULATED') == '0':
+            pytest.skip('MMMSVMAMBA_WITH_EMULATED=0: the emulated CUDA device was not requested')
+        pytest.fail(f'the emulated CUDA device is not built ({compiled.LOAD_ERRORS.get(compiled.EMULATED_EXTENSION)}); '
+                    'build it with `make build` or `MMMSVMAMBA_WITH_EMULATED=1 python setup.py build_ext --inplace`')
+    return scan_testing.emulated_ops()
+
+
+def make_inputs(batch, dim, spatial, *, device='cpu', **kwargs):
+    """make_scan_inputs on the tensors' device of ``device`` ('emulated': CPU)."""
+    return make_scan_inputs(batch, dim, spatial, device=tensor_device(device), **kwargs)
+
+
+def run_scan(kind, inputs, backend, delta_softplus=True, sum_routes=True, device=None):
+    """One scan op (SEQUENCE or HALF_RES) through its public entry point with ``backend``; on the emulated device,
+    backend='compiled' runs the CUDA kernels there instead."""
+    if device == EMULATED and backend == 'compiled':
+        require_emulated()
+        if kind == SEQUENCE:
+            return scan_testing.selective_scan_emulated(**inputs, delta_softplus=delta_softplus)
+        return scan_testing.ms2d_half_res_scan_emulated(**inputs, delta_softplus=delta_softplus,
+                                                        sum_routes=sum_routes)
+    if kind == SEQUENCE:
+        return selective_scan_fn(**inputs, delta_softplus=delta_softplus, backend=backend)
+    return ms2d_half_res_scan(**inputs, delta_softplus=delta_softplus, sum_routes=sum_routes, backend=backend)
+
+
+def compiled_ops(device):
+    """The op namespace whose kernels serve ``device``."""
+    return require_emulated() if device == EMULATED else torch.ops.mmmsvmamba

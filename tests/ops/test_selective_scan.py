@@ -8,24 +8,14 @@ import torch
 from mmmsvmamba.ops import (half_res_routes, merge_half_res_routes, ms2d_half_res_scan, selective_scan_fn,
                             selective_scan_ref)
 from mmmsvmamba.ops.backend import resolve_backend
-
-# (output, gradient) tolerances per input dtype. All paths compute in float32 (float64 for float64), so outputs
-# agree closely; gradients of half inputs are rounded to that dtype, so they may differ by one of its ulps.
-TOLERANCES = {torch.float64: (1e-10, 1e-9), torch.float32: (1e-5, 5e-4), torch.float16: (1e-5, 2e-3),
-              torch.bfloat16: (1e-5, 1.6e-2)}
+from mmmsvmamba.ops.testing import INPUT_NAMES, assert_scan_close, make_scan_inputs
 
 
-def make_inputs(batch=2, dim=6, length=37, d_state=1, groups=1, dtype=torch.float32, seed=0, requires_grad=True):
-    gen = torch.Generator().manual_seed(seed)
-    param_dtype = torch.float64 if dtype == torch.float64 else torch.float32  # A, D, delta_bias are never half
-
-    def rand(*shape, scale=1.0, dt=dtype):
-        return (scale * torch.randn(*shape, generator=gen)).to(dt).requires_grad_(requires_grad)
-
-    return dict(u=rand(batch, dim, length), delta=rand(batch, dim, length, scale=0.5),
-                A=(-0.5 - torch.rand(dim, d_state, generator=gen)).to(param_dtype).requires_grad_(requires_grad),
-                B=rand(batch, groups, d_state, length), C=rand(batch, groups, d_state, length),
-                D=rand(dim, dt=param_dtype), delta_bias=rand(dim, scale=0.5, dt=param_dtype), delta_softplus=True)
+def make_inputs(batch=2, dim=6, length=37, d_state=1, groups=1, dtype=torch.float32, requires_grad=True):
+    """Sequence inputs (mmmsvmamba.ops.testing.make_scan_inputs) and delta_softplus=True, as keyword arguments."""
+    inputs = make_scan_inputs(batch, dim, (length,), groups=groups, d_state=d_state, dtype=dtype,
+                              requires_grad=requires_grad)
+    return dict(inputs, delta_softplus=True)
 
 
 def test_reference_matches_hand_computation():
@@ -47,21 +37,23 @@ def test_softplus_and_bias():
     torch.testing.assert_close(selective_scan_ref(**inputs), selective_scan_ref(**explicit))
 
 
-GRAD_NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
+GRAD_NAMES = INPUT_NAMES
 
 
 def check_against_reference(inputs, dtype, backend):
-    out_tol, grad_tol = TOLERANCES[dtype]
-    ref = selective_scan_ref(**inputs)
+    """``backend`` on ``inputs`` vs the sequential reference in float64 on the same values: output, every gradient."""
+    inputs64 = {k: v.detach().double().requires_grad_() if torch.is_tensor(v) else v for k, v in inputs.items()}
+    ref = selective_scan_ref(**inputs64)
     out = selective_scan_fn(**inputs, backend=backend)
     assert out.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
-    torch.testing.assert_close(out, ref, atol=out_tol, rtol=out_tol)
+    assert_scan_close(out, ref, name='output')
     weights = torch.randn_like(ref)
-    tensors = [inputs[n] for n in GRAD_NAMES]
-    ref_grads = torch.autograd.grad((ref * weights).sum(), tensors, materialize_grads=True)
-    grads = torch.autograd.grad((out * weights).sum(), tensors, materialize_grads=True)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), [inputs64[n] for n in GRAD_NAMES], materialize_grads=True)
+    grads = torch.autograd.grad((out * weights.to(out.dtype)).sum(), [inputs[n] for n in GRAD_NAMES],
+                                materialize_grads=True)
     for name, g, r in zip(GRAD_NAMES, grads, ref_grads):
-        torch.testing.assert_close(g, r, atol=grad_tol, rtol=grad_tol, msg=lambda m: f'grad {name}: {m}')
+        assert g.dtype == inputs[name].dtype, name
+        assert_scan_close(g, r, name=f'grad {name}')
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16, torch.bfloat16])
@@ -154,7 +146,7 @@ def test_shape_errors(change, message):
 
 
 def test_unknown_backend_error():
-    with pytest.raises(ValueError, match=r"unknown selective-scan backend 'fast'; choose one of"):
+    with pytest.raises(ValueError, match=r"unknown selective-scan backend 'fast' \(backend=\); choose one of"):
         selective_scan_fn(**make_inputs(requires_grad=False), backend='fast')
 
 

@@ -1,10 +1,11 @@
 // CPU kernels of the d_state = 1 selective scan and of the fused MS2D half-resolution scan, forward and backward.
 //
 // Layout: channels-last. The kernels read u, delta as (batch, position, channel) and B, C as (batch, position,
-// group) (make_problem(..., channels_last=true) moves the channel axis last; a no-op for the channels-last maps the
-// model produces), and return outputs and gradients in that memory layout, viewed with the logical shapes. A task
-// owns kLanes neighbouring channels of one batch element: every load of a position is kLanes contiguous values,
-// one SIMD register wide, so the recurrence advances kLanes channels per step with no transposition.
+// group) (make_problem(..., ScanLayout::kChannelsLast, ...) moves the channel axis last; a no-op for the
+// channels-last maps the model produces), and return outputs and gradients in that memory layout, viewed with the
+// logical shapes. A task owns kLanes neighbouring channels of one batch element: every load of a position is kLanes
+// contiguous values, one SIMD register wide, so the recurrence advances kLanes channels per step with no
+// transposition.
 //
 // Work split: at::parallel_for over the (batch, channel block) tasks. Each scan step loads its position's lanes,
 // computes dt and exp(dt A) in SIMD registers and advances the recurrence; only h carries from step to step, so
@@ -387,7 +388,8 @@ at::Tensor selective_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& delta, 
                                   const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                                   const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool out_float) {
   return scan_fwd(
-      make_problem("selective_scan_fwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true, true),
+      make_problem("selective_scan_fwd", ScanKind::kSequence, ScanLayout::kChannelsLast, u, delta, A, B, C, D,
+                   delta_bias, {.delta_softplus = delta_softplus}),
       out_float);
 }
 
@@ -395,8 +397,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 selective_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                        const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                        const std::optional<at::Tensor>& delta_bias, bool delta_softplus) {
-  const auto p =
-      make_problem("selective_scan_bwd", false, u, delta, A, B, C, D, delta_bias, delta_softplus, true, true);
+  const auto p = make_problem("selective_scan_bwd", ScanKind::kSequence, ScanLayout::kChannelsLast, u, delta, A, B,
+                              C, D, delta_bias, {.delta_softplus = delta_softplus});
   check_dout("selective_scan_bwd", p, dout);
   return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
 }
@@ -406,8 +408,8 @@ at::Tensor ms2d_half_res_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& del
                                       const std::optional<at::Tensor>& delta_bias, bool delta_softplus,
                                       bool sum_routes, bool out_float) {
   return scan_fwd(
-      make_problem("ms2d_half_res_scan_fwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes,
-                   true),
+      make_problem("ms2d_half_res_scan_fwd", ScanKind::kHalfRes, ScanLayout::kChannelsLast, u, delta, A, B, C, D,
+                   delta_bias, {.delta_softplus = delta_softplus, .sum_routes = sum_routes}),
       out_float);
 }
 
@@ -415,9 +417,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 ms2d_half_res_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                            const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
                            const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool sum_routes) {
-  const auto p =
-      make_problem("ms2d_half_res_scan_bwd", true, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes,
-                   true);
+  const auto p = make_problem("ms2d_half_res_scan_bwd", ScanKind::kHalfRes, ScanLayout::kChannelsLast, u, delta, A,
+                              B, C, D, delta_bias, {.delta_softplus = delta_softplus, .sum_routes = sum_routes});
   check_dout("ms2d_half_res_scan_bwd", p, dout);
   return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
 }

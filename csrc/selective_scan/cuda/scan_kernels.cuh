@@ -22,20 +22,30 @@
 // Half-resolution layout: positions are mapped to plane offsets by half_res_offset (index arithmetic, no
 // permuted copies). Summed routes add into a float32 output with atomicAdd (three adds per element, from
 // different blocks), and so do du / ddelta (each plane element is read by three route positions).
+//
+// This header is torch-free: the device code, the chunk plan and the launch functions. The real build compiles it
+// with nvcc against the CUDA runtime; the emulated build (csrc/selective_scan/emulated/) compiles the same code
+// with the host compiler against csrc/emulated_cuda/cuda_emulator.h, which runs the kernels on the CPU. Element
+// types are template parameters: the glue (scan_host.h) instantiates them with float, c10::Half and c10::BFloat16.
+// Tensor checks and allocation live in scan_host.h.
 #pragma once
 
-#include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/util/BFloat16.h>
-#include <c10/util/Half.h>
+#if defined(MMMSVMAMBA_EMULATED_CUDA)
+#include "../../emulated_cuda/cuda_emulator.h"
+// MMMSVMAMBA_LAUNCH(grid, block, smem, stream, kernel)(args...) is kernel<<<grid, block, smem, stream>>>(args...);
+// the kernel comes last so that the commas of its template arguments need no parentheses.
+#define MMMSVMAMBA_LAUNCH(grid, block, smem, stream, ...) \
+  ::emulated_cuda::launch<__VA_ARGS__>(grid, block, smem, stream)
+#else
 #include <cuda_runtime.h>
+#define MMMSVMAMBA_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <limits>
 
-#include "../selective_scan.h"
+#include "../route_order.h"
 
 namespace mmmsvmamba {
 namespace cuda_scan {
@@ -46,6 +56,7 @@ constexpr int kItems = 4;             // consecutive positions per lane
 constexpr int kTile = 32 * kItems;    // positions per warp step
 constexpr int kMaxTiles = 64;         // tiles per chunk (the backward keeps one state per tile in shared memory)
 constexpr unsigned kFullMask = 0xffffffffu;
+constexpr size_t kStaticSharedLimit = 48 * 1024;  // bytes of static __shared__ memory a block may declare
 
 // Fields shared by the forward and backward kernels. Pointers to u, delta, B, C are in the input dtype.
 struct Params {
@@ -78,6 +89,17 @@ struct BwdParams : Params {
   float *dB, *dC;               // (batch, groups, plane), zero-initialised, accumulated
   float *dA, *dD, *ddelta_bias;  // (dim,), zero-initialised, accumulated
 };
+
+// [begin, end) of chunk `chunk`. The end is computed in 64 bits: begin + chunk_len overflows int for the last
+// chunk when seqlen > INT_MAX - chunk_len (make_params admits seqlen up to INT_MAX - kTile).
+struct ChunkRange {
+  int begin, end;
+};
+MMMSVMAMBA_HOST_DEVICE inline ChunkRange chunk_range(const Params& p, int chunk) {
+  const int64_t begin = static_cast<int64_t>(chunk) * p.chunk_len;
+  const int64_t end = begin + p.chunk_len < p.seqlen ? begin + p.chunk_len : p.seqlen;
+  return {static_cast<int>(begin), static_cast<int>(end)};
+}
 
 template <typename T>
 struct alignas(sizeof(T) * kItems) Vec {
@@ -255,7 +277,7 @@ __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(FwdParams p) {
   const int b = blockIdx.z, d = blockIdx.y * kWarps + warp, chunk = blockIdx.x;
   if (d >= p.dim) return;  // whole warps only: the shuffles below stay converged
   const Row<in_t> r(p, b, d);
-  const int begin = chunk * p.chunk_len, end = min(begin + p.chunk_len, p.seqlen);
+  const auto [begin, end] = chunk_range(p, chunk);
   const int64_t chunk_index = r.index * p.n_chunks + chunk;
   float h = (!kSummary && p.n_chunks > 1) ? p.carry_h[chunk_index] : 0.f;
   float chunk_a = 1.f;
@@ -305,7 +327,7 @@ __global__ void __launch_bounds__(kThreads) scan_bwd_summary_kernel(BwdParams p)
   const int b = blockIdx.z, d = blockIdx.y * kWarps + warp, chunk = blockIdx.x;
   if (d >= p.dim) return;
   const Row<in_t> r(p, b, d);
-  const int begin = chunk * p.chunk_len, end = min(begin + p.chunk_len, p.seqlen);
+  const auto [begin, end] = chunk_range(p, chunk);
   float chunk_a = 1.f, chunk_x = 0.f, chunk_q = 0.f;
   for (int base = begin; base < end; base += kTile) {
     Items it;
@@ -358,11 +380,12 @@ template <typename in_t, bool kHalfRes>
 __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(BwdParams p) {
   __shared__ float tile_h[kWarps][kMaxTiles];        // h entering each tile of the chunk, per warp
   __shared__ float part_B[kWarps][kTile], part_C[kWarps][kTile];  // per-warp dB / dC of the current tile
+  static_assert(sizeof(tile_h) + sizeof(part_B) + sizeof(part_C) <= kStaticSharedLimit);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int b = blockIdx.z, d0 = blockIdx.y * kWarps, chunk = blockIdx.x;
   const bool active = d0 + warp < p.dim;  // inactive warps still join the block-wide reduction below
   const Row<in_t> r(p, b, active ? d0 + warp : d0);
-  const int begin = chunk * p.chunk_len, end = min(begin + p.chunk_len, p.seqlen);
+  const auto [begin, end] = chunk_range(p, chunk);
   const int tiles = (end - begin + kTile - 1) / kTile;
   const int64_t chunk_index = r.index * p.n_chunks + chunk;
   const bool vector = !kHalfRes && p.vectorized;
@@ -498,13 +521,11 @@ constexpr int kMinTiles = 4;  // a split sequence gets chunks of at least this m
 inline bool aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
 
 // Chunks per row: one when batch x channel blocks fill the GPU (8 per multiprocessor), else enough to do so;
-// never more than kMaxTiles tiles per chunk, nor fewer than kMinTiles.
-inline void plan_chunks(Params& k, int device) {
-  int multiprocessors = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
+// never more than kMaxTiles tiles per chunk, nor fewer than kMinTiles. Sets chunk_len and n_chunks.
+inline void plan_chunks(Params& k, int multiprocessors) {
   const int64_t row_blocks = static_cast<int64_t>(k.batch) * ((k.dim + kWarps - 1) / kWarps);
   const int64_t wanted_blocks = 8LL * multiprocessors;
-  const int tiles = (k.seqlen + kTile - 1) / kTile;
+  const int tiles = static_cast<int>((static_cast<int64_t>(k.seqlen) + kTile - 1) / kTile);
   int64_t chunks = row_blocks >= wanted_blocks ? 1 : (wanted_blocks + row_blocks - 1) / row_blocks;
   chunks = std::min<int64_t>(chunks, std::max(1, tiles / kMinTiles));
   chunks = std::max<int64_t>(chunks, (tiles + kMaxTiles - 1) / kMaxTiles);
@@ -513,74 +534,43 @@ inline void plan_chunks(Params& k, int device) {
   k.n_chunks = (tiles + tiles_per_chunk - 1) / tiles_per_chunk;
 }
 
-// The fields of Params shared by both directions, after the checks only the CUDA kernels need.
-// Call with a non-empty problem (batch * dim * seqlen > 0).
-inline Params make_params(const char* op, const ScanProblem& p) {
-  TORCH_CHECK(p.u.scalar_type() != at::kDouble, op,
-              ": the CUDA kernels take float32, float16 or bfloat16 inputs, got float64; use backend='torch' "
-              "(selective_scan_fn does so by itself)");
-  TORCH_CHECK(p.seqlen <= std::numeric_limits<int>::max() - kTile, op, ": ", p.seqlen,
-              " scanned positions are more than the CUDA kernels index (2^31 - 129)");
-  TORCH_CHECK(p.batch <= 65535 && (p.dim + kWarps - 1) / kWarps <= 65535, op, ": batch ", p.batch, " and dim ",
-              p.dim, " exceed the CUDA grid (batch <= 65535, dim <= ", 65535 * kWarps, ")");
-  Params k{};
-  k.u = p.u.data_ptr();
-  k.delta = p.delta.data_ptr();
-  k.B = p.B.data_ptr();
-  k.C = p.C.data_ptr();
-  k.A = p.A.data_ptr<float>();
-  k.D = p.D.defined() ? p.D.data_ptr<float>() : nullptr;
-  k.delta_bias = p.delta_bias.defined() ? p.delta_bias.data_ptr<float>() : nullptr;
-  k.batch = static_cast<int>(p.batch);
-  k.dim = static_cast<int>(p.dim);
-  k.groups = static_cast<int>(p.groups);
-  k.group_size = static_cast<int>(p.dim / p.groups);
-  k.plane = static_cast<int>(p.plane);
-  k.seqlen = static_cast<int>(p.seqlen);
-  k.height = static_cast<int>(p.height);
-  k.width = static_cast<int>(p.width);
-  k.softplus = p.delta_softplus;
-  const size_t vector_bytes = kItems * p.u.element_size();
-  k.vectorized = !p.half_res && p.plane % kItems == 0 && aligned(k.u, vector_bytes) &&
-                 aligned(k.delta, vector_bytes) && aligned(k.B, vector_bytes) && aligned(k.C, vector_bytes);
-  k.sum_routes = p.sum_routes;
-  k.out_row_stride = p.plane;
-  k.out_batch_stride = p.dim * p.plane;
-  if (p.half_res && !p.sum_routes) {
-    k.out_route_stride = p.dim * p.plane;
-    k.out_batch_stride = kNumRoutes * p.dim * p.plane;
-  }
-  plan_chunks(k, p.u.get_device());
-  return k;
-}
-
-// Float32 scratch for the chunk maps and carried states (none with a single chunk). Keep the returned tensor
-// alive until the kernels are queued; the caching allocator orders its reuse on the stream.
-inline at::Tensor chunk_buffers(Params& k, const at::Tensor& like, bool backward) {
-  if (k.n_chunks == 1) return {};
-  const int64_t n = static_cast<int64_t>(k.batch) * k.dim * k.n_chunks;
-  at::Tensor buffer = at::empty({backward ? 5 : 3, n}, like.options().dtype(at::kFloat));
-  float* base = buffer.data_ptr<float>();
-  k.chunk_a = base;
-  k.chunk_x = base + n;
-  k.carry_h = base + 2 * n;
-  if (backward) {
-    k.chunk_q = base + 3 * n;
-    k.carry_q = base + 4 * n;
-  }
-  return buffer;
-}
-
-static void launch_chunk_carry(const Params& k, cudaStream_t stream) {
-  const int64_t rows = static_cast<int64_t>(k.batch) * k.dim;
-  constexpr int threads = 256;
-  chunk_carry_kernel<<<static_cast<unsigned>((rows + threads - 1) / threads), threads, 0, stream>>>(
-      rows, k.n_chunks, k.chunk_a, k.chunk_x, k.chunk_q, k.carry_h, k.carry_q);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
 inline dim3 scan_grid(const Params& k) {
   return dim3(k.n_chunks, (k.dim + kWarps - 1) / kWarps, k.batch);
+}
+
+inline cudaError_t launch_chunk_carry(const Params& k, cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(k.batch) * k.dim;
+  constexpr int threads = 256;
+  MMMSVMAMBA_LAUNCH(static_cast<unsigned>((rows + threads - 1) / threads), threads, 0, stream, chunk_carry_kernel)(
+      rows, k.n_chunks, k.chunk_a, k.chunk_x, k.chunk_q, k.carry_h, k.carry_q);
+  return cudaGetLastError();
+}
+
+// The kernels of one forward: with several chunks the summaries and carries first, then the scan. Call with a
+// non-empty problem (the grid has no zero dimension) and, for n_chunks > 1, the buffers of chunk_buffers().
+template <typename in_t, bool kHalfRes>
+cudaError_t launch_fwd(const FwdParams& k, cudaStream_t stream) {
+  const dim3 grid = scan_grid(k);
+  if (k.n_chunks > 1) {
+    MMMSVMAMBA_LAUNCH(grid, kThreads, 0, stream, scan_fwd_kernel<in_t, kHalfRes, true>)(k);
+    if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    if (const cudaError_t err = launch_chunk_carry(k, stream); err != cudaSuccess) return err;
+  }
+  MMMSVMAMBA_LAUNCH(grid, kThreads, 0, stream, scan_fwd_kernel<in_t, kHalfRes, false>)(k);
+  return cudaGetLastError();
+}
+
+// The kernels of one backward, as launch_fwd.
+template <typename in_t, bool kHalfRes>
+cudaError_t launch_bwd(const BwdParams& k, cudaStream_t stream) {
+  const dim3 grid = scan_grid(k);
+  if (k.n_chunks > 1) {
+    MMMSVMAMBA_LAUNCH(grid, kThreads, 0, stream, scan_bwd_summary_kernel<in_t, kHalfRes>)(k);
+    if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    if (const cudaError_t err = launch_chunk_carry(k, stream); err != cudaSuccess) return err;
+  }
+  MMMSVMAMBA_LAUNCH(grid, kThreads, 0, stream, scan_bwd_kernel<in_t, kHalfRes>)(k);
+  return cudaGetLastError();
 }
 
 }  // namespace cuda_scan
