@@ -1,20 +1,32 @@
 # Entry points. Each target sets up what is missing first (tools/setup_env.sh is idempotent).
-PY := .venv/bin/python
+#
+# Two OpenMMLab stacks are supported, each in its own environment (docs/environment.md): STACK=upstream (.venv/,
+# the default) and STACK=onedl (.venv-onedl/). `make test` runs the suite on both (what CI runs); `make test
+# STACK=onedl` on one. env, build, demo and the other targets use STACK (default upstream).
+TEST_STACKS := $(or $(STACK),upstream onedl)
+STACK ?= upstream
+VENV_upstream := .venv
+VENV_onedl := .venv-onedl
+PY = $(VENV_$(STACK))/bin/python
 PYTEST_ARGS ?=
 # Development builds include the CUDA kernels on the emulated device (mmmsvmamba._C_emulated), which tests/ops run.
 export MMMSVMAMBA_WITH_EMULATED ?= 1
 
-.PHONY: env build test demo gpu-report clean test-emulated test-ubsan
+.PHONY: env build test demo gpu-report clean test-emulated test-ubsan test-upstream test-onedl
 
 env:
-	bash tools/setup_env.sh
+	STACK=$(STACK) bash tools/setup_env.sh
 
 # Rebuild the compiled selective-scan op in place after editing csrc/.
 build: env
 	$(PY) setup.py build_ext --inplace
 
-test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: $(addprefix test-,$(TEST_STACKS))
+
+test-upstream test-onedl: test-%:
+	STACK=$* bash tools/setup_env.sh
+	@echo "== the test suite on the $* stack ($(VENV_$*))"
+	$(VENV_$*)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 # Only the CUDA kernels on the emulated device: their twins of the CUDA test cases and the emulator's own tests.
 test-emulated: env

@@ -1,8 +1,8 @@
 """Everything owed to a machine with a CUDA device, as one report (``tools/gpu_report.py``, ``make gpu-report``).
 
 Steps, each printed as it starts and timed, each in a fresh process (the op is rebuilt by the first one): build
-the op for this GPU (``setup.py build_ext --inplace`` with ``MMMSVMAMBA_WITH_CUDA=1`` and ``TORCH_CUDA_ARCH_LIST``
-set to the device's compute capability), the compiled op against the reference (``python -m mmmsvmamba.ops.check
+the op for this GPU (``setup.py build_ext --inplace`` with ``MMMSVMAMBA_WITH_CUDA=1``, the emulated device, and
+``TORCH_CUDA_ARCH_LIST`` set to the device's compute capability), the compiled op against the reference (``python -m mmmsvmamba.ops.check
 --require-cuda``), the op tests (``pytest tests/ops``, where the CUDA-parametrised cases run), the scan benchmark
 (``tools/benchmark_scan.py``, float32 and bfloat16, classification and detection shapes) and the classifier
 benchmark under the anchors' protocol (``tools/benchmark.py classify``: AMP fp16, batch 128, 224x224, MSVMamba-T
@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: the build, the tests
 def _steps(out: Path, capability) -> list:
     """(name, command, extra environment) of each step."""
     python = sys.executable
-    build_env = dict(MMMSVMAMBA_WITH_CUDA='1', TORCH_CUDA_ARCH_LIST='{}.{}'.format(*capability))
+    # the emulated device too, so that the CUDA kernels' real and emulated results run side by side in tests/ops
+    build_env = dict(MMMSVMAMBA_WITH_CUDA='1', MMMSVMAMBA_WITH_EMULATED='1',
+                     TORCH_CUDA_ARCH_LIST='{}.{}'.format(*capability))
     steps = [('build', [python, 'setup.py', 'build_ext', '--inplace'], build_env),
              ('ops.check --require-cuda', [python, '-m', 'mmmsvmamba.ops.check', '--require-cuda'], {}),
              ('pytest tests/ops', [python, '-m', 'pytest', 'tests/ops', '-q', '-x', '-rs', '-p', 'no:cacheprovider'],

@@ -24,6 +24,7 @@ import torch
 
 from ..models import MSVMamba
 from ..ops import ms2d_half_res_scan, selective_scan_fn, use_backend
+from ..ops.testing import make_scan_inputs
 from .models import build_peer_backbone
 
 DIMS = (96, 192, 384, 768)
@@ -52,24 +53,6 @@ def stage_maps(height: int, width: int) -> List[Tuple[int, int]]:
         sizes.append((h, w))
         h, w = math.ceil(h / 2), math.ceil(w / 2)
     return sizes
-
-
-def make_inputs(batch, dim, spatial, device, dtype):
-    """Scan inputs with u and delta in the memory layout the model hands the kernels: channels-last on CPU
-    (docs/architecture.md, "Memory layout"), contiguous (B, D, H, W) on CUDA."""
-    param = torch.float64 if dtype == torch.float64 else torch.float32
-    layout = torch.channels_last if device == 'cpu' else torch.contiguous_format
-
-    def map_(scale=1.0, shift=0.0):
-        return (torch.randn(batch, dim, *spatial, device=device, dtype=dtype) * scale + shift).contiguous(
-            memory_format=layout)
-
-    return dict(u=map_(), delta=map_(0.5, -1.0),
-                A=-torch.rand(dim, 1, device=device, dtype=param) - 0.5,
-                B=torch.randn(batch, 1, 1, *spatial, device=device, dtype=dtype),
-                C=torch.randn(batch, 1, 1, *spatial, device=device, dtype=dtype),
-                D=torch.randn(dim, device=device, dtype=param),
-                delta_bias=torch.randn(dim, device=device, dtype=param) * 0.3)
 
 
 def traffic_bytes(batch, dim, plane, out_elems, in_size, out_size, backward):
@@ -103,7 +86,9 @@ def timed(fn, device: str, repeat: int) -> float:
 
 def _bench_op(kind, batch, dim, spatial, device, dtype, backend, repeat):
     """(pass, seconds, GB/s, ns per scanned element) for 'fwd' and 'fwd+bwd' of one scan op."""
-    inputs = make_inputs(batch, dim, spatial, device, dtype)
+    # u and delta in the memory layout the model hands the kernels: channels-last on CPU (docs/architecture.md,
+    # "Memory layout"), contiguous (B, D, H, W) on CUDA
+    inputs = make_scan_inputs(batch, dim, spatial, dtype=dtype, device=device, channels_last=device == 'cpu')
     if kind == 'full':
         inputs = {k: v.flatten(2) if k in ('u', 'delta') else v.flatten(3) if k in ('B', 'C') else v
                   for k, v in inputs.items()}

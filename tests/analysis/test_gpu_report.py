@@ -15,7 +15,7 @@ def test_steps_cover_what_is_owed_to_a_gpu(tmp_path):
     steps = {name: (command, env) for name, command, env in _steps(tmp_path, (9, 0))}
     assert list(steps) == ['build', 'ops.check --require-cuda', 'pytest tests/ops', 'scan benchmark float32',
                            'scan benchmark bfloat16', 'classifier benchmark']
-    assert steps['build'][1] == dict(MMMSVMAMBA_WITH_CUDA='1', TORCH_CUDA_ARCH_LIST='9.0')
+    assert steps['build'][1] == dict(MMMSVMAMBA_WITH_CUDA='1', MMMSVMAMBA_WITH_EMULATED='1', TORCH_CUDA_ARCH_LIST='9.0')
     classify = steps['classifier benchmark'][0]
     assert classify[classify.index('--amp') + 1] == 'fp16' and classify[classify.index('--device') + 1] == 'cuda'
     for command, _ in steps.values():  # every script it runs exists
