@@ -29,7 +29,7 @@ The half-resolution op builds its three routes (row-major reversed, column-major
 merges them back. Only ``log a`` and ``x`` are routed: C and D act per map position, so they are applied after the
 merge (``y = C * sum_routes(h) + 3 D u`` when the routes are summed).
 """
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import onnx_ir as ir
@@ -37,8 +37,7 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence', 'selective_scan_fwd_onnx',
-           'ms2d_half_res_scan_fwd_onnx']
+__all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -56,12 +55,11 @@ def _scalar(value: float) -> ir.Value:
     return op.Constant(value=ir.tensor(np.array(value, dtype=np.float32)))
 
 
-def _shift(x, rank: int, axis: int, offset: int):
-    """x (of ``rank`` axes) shifted by ``offset`` towards higher indices along ``axis``, zeros entering first."""
-    pads = [0] * (2 * rank)
-    pads[axis] = offset
-    padded = op.Pad(x, _ints(*pads))
-    return op.Slice(padded, _ints(0), _ints(-offset), _ints(axis))
+def _shift(x, rank: int, axis: int, amount):
+    """x (of ``rank`` axes) shifted by ``amount`` (a 1-element int64 value, at most the axis length) towards
+    higher indices along ``axis``, zeros entering first; ``length`` keeps the axis length."""
+    pads = op.Concat(_ints(*([0] * axis)), amount, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
+    return op.Slice(op.Pad(x, pads), _ints(0), op.Shape(x, start=axis, end=axis + 1), _ints(axis))
 
 
 def _reverse(x, axis: int = -1):
@@ -134,13 +132,13 @@ def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOU
     # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))  # (batch, D, n, 1)
     chunk_state = state
-    offset = 1
+    count = op.Shape(chunk_state, start=2, end=3)
     for step in range(doublings):
+        offset = op.Min(_ints(2**step), count)  # a shift by n or more is all zeros: keep the tensors n long
         chunk_state = op.Add(chunk_state, op.Mul(chunk_decay, _shift(chunk_state, 4, 2, offset)))
         if step < doublings - 1:
             chunk_decay = op.Mul(chunk_decay, _shift(chunk_decay, 4, 2, offset))
-        offset *= 2
-    entering = _shift(chunk_state, 4, 2, 1)  # the state at the end of the previous chunk
+    entering = _shift(chunk_state, 4, 2, _ints(1))  # the state at the end of the previous chunk
 
     # 4. every position: its local state plus the entering state decayed to it
     h = op.Add(local, op.Mul(since_start, entering))
@@ -152,14 +150,11 @@ def _output(y, u, out_float: bool):
     return y if out_float else op.CastLike(y, u)
 
 
-def selective_scan_fwd_onnx(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: Optional[FLOAT] = None,
-                            delta_bias: Optional[FLOAT] = None, delta_softplus: bool = False,
-                            out_float: bool = True) -> FLOAT:
-    """``mmmsvmamba::selective_scan_fwd``: u, delta (B, D, L); A (D, 1); B, C (B, G, 1, L) -> y (B, D, L)."""
+def _selective_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, out_float: bool):
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
     u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
-    y = _apply_c(linear_recurrence(log_decay, drive), C, groups, dim)
+    y = _apply_c(recurrence(log_decay, drive), C, groups, dim)
     if D is not None:
         y = op.Add(y, op.Mul(u, _per_channel(op.Cast(D, to=ir.DataType.FLOAT), 1)))
     return _output(y, u_in, out_float)
@@ -172,11 +167,8 @@ def _routes(x, shape_bdl):
     return op.Concat(_reverse(row_major), col_major, _reverse(col_major), axis=2)
 
 
-def ms2d_half_res_scan_fwd_onnx(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: Optional[FLOAT] = None,
-                                delta_bias: Optional[FLOAT] = None, delta_softplus: bool = True,
-                                sum_routes: bool = True, out_float: bool = True) -> FLOAT:
-    """``mmmsvmamba::ms2d_half_res_scan_fwd``: maps u, delta (B, D, Hb, Wb), B, C (B, G, 1, Hb, Wb) ->
-    (B, D, Hb, Wb) summed over the three routes, or (B, 3, D, Hb, Wb) stacked in route order."""
+def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
+                   out_float: bool):
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
     u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
@@ -184,7 +176,7 @@ def ms2d_half_res_scan_fwd_onnx(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: F
     transposed_shape = op.Concat(op.Shape(u, start=0, end=2), op.Shape(u, start=3), op.Shape(u, start=2, end=3),
                                  axis=0)
     flat = _ints(0, 0, -1)
-    h = linear_recurrence(_routes(log_decay, flat), _routes(drive, flat))
+    h = recurrence(_routes(log_decay, flat), _routes(drive, flat))
     row_rev, col, col_rev = op.Split(h, axis=2, num_outputs=3)
     maps = [op.Reshape(_reverse(row_rev), map_shape),
             op.Transpose(op.Reshape(col, transposed_shape), perm=[0, 1, 3, 2]),
@@ -203,14 +195,30 @@ def ms2d_half_res_scan_fwd_onnx(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: F
     return _output(op.Concat(*routes, axis=1), u_in, out_float)
 
 
-def translation_table() -> dict:
-    """``custom_translation_table`` for :func:`torch.onnx.export`: the compiled ops -> their ONNX translations.
+def translation_table(recurrence: Optional[Callable] = None) -> dict:
+    """``custom_translation_table`` for :func:`torch.onnx.export`: the compiled scan ops -> ONNX translations.
 
-    Needs the compiled ops to be registered (``mmmsvmamba.ops.compiled``), since the keys are their overloads.
+    Args:
+        recurrence: ``(log_decay, drive) -> h`` on (batch, D, L) ONNX values; defaults to
+            :func:`linear_recurrence` (``mmmsvmamba.deploy.measure`` passes the alternatives it compares).
     """
     from mmmsvmamba.ops import compiled  # noqa: F401  (registers the ops and their fake kernels)
-    return {
-        torch.ops.mmmsvmamba.selective_scan_fwd.default: selective_scan_fwd_onnx,
-        torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd.default: ms2d_half_res_scan_fwd_onnx,
-    }
+    recurrence = recurrence or linear_recurrence
 
+    def selective_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: Optional[FLOAT] = None,
+                           delta_bias: Optional[FLOAT] = None, delta_softplus: bool = False,
+                           out_float: bool = True) -> FLOAT:
+        """u, delta (B, D, L); A (D, 1); B, C (B, G, 1, L) -> y (B, D, L)."""
+        return _selective_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus, out_float)
+
+    def ms2d_half_res_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: Optional[FLOAT] = None,
+                               delta_bias: Optional[FLOAT] = None, delta_softplus: bool = True,
+                               sum_routes: bool = True, out_float: bool = True) -> FLOAT:
+        """maps u, delta (B, D, Hb, Wb), B, C (B, G, 1, Hb, Wb) -> (B, D, Hb, Wb) summed over the three routes,
+        or (B, 3, D, Hb, Wb) stacked in route order."""
+        return _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float)
+
+    return {
+        torch.ops.mmmsvmamba.selective_scan_fwd.default: selective_scan_fwd,
+        torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd.default: ms2d_half_res_scan_fwd,
+    }
