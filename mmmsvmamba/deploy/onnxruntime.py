@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-__all__ = ['build_session', 'run', 'ort_infer_step']
+__all__ = ['build_session', 'run', 'ort_infer_step', 'compare_with_torch']
 
 
 def build_session(path_or_bytes: Union[str, bytes], threads: Optional[int] = None,
@@ -63,3 +63,28 @@ def ort_infer_step(session_or_path, images, threads: Optional[int] = None) -> Ca
     def step():
         return session.run(None, feed)
     return step
+
+
+def compare_with_torch(model: torch.nn.Module, session_or_path, images: torch.Tensor) -> dict:
+    """Output name -> how far onnxruntime is from ``model`` in PyTorch on ``images``.
+
+    Float outputs: max |ort - torch| / max |torch|. Integer outputs (a segmentation mask): the fraction of
+    elements that differ.
+    """
+    session = session_or_path
+    if not isinstance(session, ort.InferenceSession):
+        session = build_session(session_or_path)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    names = [o.name for o in session.get_outputs()]
+    errors = {}
+    for name, got, ref in zip(names, run(session, images), expected):
+        ref = ref.detach().cpu().numpy()
+        if got.shape != ref.shape:
+            raise AssertionError(f'{name}: onnxruntime gave shape {got.shape}, PyTorch {ref.shape}')
+        if np.issubdtype(ref.dtype, np.floating):
+            errors[name] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        else:
+            errors[name] = float((got != ref).mean())
+    return errors

@@ -152,7 +152,9 @@ class PatchMerging2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[1:3]
-        if height % 2 or width % 2:
+        # under torch.export the sizes are symbolic: pad by the (possibly zero) remainders instead of branching on
+        # them, which would specialise the exported graph to odd or even sizes
+        if torch.compiler.is_exporting() or height % 2 or width % 2:
             x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))
