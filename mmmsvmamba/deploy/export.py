@@ -22,11 +22,14 @@ import torch.nn.functional as F
 
 from mmmsvmamba.models import MSVMamba
 
-__all__ = ['DeployError', 'ImageNetClassifier', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE']
+__all__ = ['DeployError', 'ImageNetClassifier', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE', 'MIN_SIZE']
 
 # The example batch the model is traced with. Batch 2, not 1 (torch.export specialises a dimension of size 1),
 # and sizes that are not multiples of 32, so that no rounding of the stages is taken for the general rule.
 EXAMPLE_SHAPE = (2, 3, 200, 232)
+# The smallest height and width the exported graph is made for: the half-resolution map of the last stage must have
+# at least 2 rows and columns (v3 from 65 pixels, v1 from 68); torch.export specialises sizes of 1.
+MIN_SIZE = 68
 IMAGENET_PREPROCESS = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
 
 
@@ -201,7 +204,8 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     images = torch.randn(*example_shape)
     dims = None
     if dynamic:
-        dims = ({0: torch.export.Dim('batch'), 2: torch.export.Dim('height'), 3: torch.export.Dim('width')}, )
+        dims = ({0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=MIN_SIZE),
+                 3: torch.export.Dim('width', min=MIN_SIZE)}, )
     output_names = list(getattr(model, 'output_names', [])) or None
     start = time.perf_counter()
     with _compiled_scan_backend():

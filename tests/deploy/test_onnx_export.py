@@ -146,7 +146,7 @@ class _HalfResScans(torch.nn.Module):
         op = torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd
         return (op(u, delta, self.A, B, C, self.D, self.bias, True, True, True),
                 op(u, delta, self.A, B, C, self.D, self.bias, True, False, True),
-                op(u, delta, self.A, B, C, None, None, False, True, True))
+                op(u, delta.abs(), self.A, B, C, None, None, False, True, True))  # dt >= 0 without softplus
 
 
 def test_half_res_translation_matches_reference(tmp_path):
@@ -169,7 +169,8 @@ def test_half_res_translation_matches_reference(tmp_path):
         routes = [half_res_routes(t.double()) for t in x]
         for got, (with_d, softplus, sum_routes) in zip(outputs, [(True, True, True), (True, True, False),
                                                                  (False, False, True)]):
-            y = selective_scan_ref(routes[0], routes[1], d64(module.A), routes[2], routes[3],
+            y = selective_scan_ref(routes[0], routes[1] if softplus else routes[1].abs(), d64(module.A), routes[2],
+                                   routes[3],
                                    d64(module.D) if with_d else None, d64(module.bias) if with_d else None, softplus)
             ref = merge_half_res_routes(y, *size, sum_routes)
             ref = (ref if sum_routes else ref.transpose(1, 2)).numpy()
