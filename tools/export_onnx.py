@@ -43,8 +43,14 @@ def _option(text: str):
         return key, value
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A usage mistake: one line on stderr, exit status 2 (argparse's status, without the usage block)."""
+        self.exit(2, f'{self.prog}: error: {message}\n')
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = _Parser(prog='export_onnx.py', description=__doc__.split('\n')[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--arch', type=_arch, help='nano | micro | tiny_v1 | tiny | small | base, or a JSON arch '
                         'dict: its ImageNet classifier (logits), or its backbone with --backbone-only')

@@ -233,3 +233,56 @@ def test_v1_classifier_matches_pytorch_at_new_sizes(v1_classifier):
     for height, width in ((160, 128), (97, 143)):  # neither is the export's 200x232; 97x143 is odd at each stage
         errors = compare_with_torch(model, session, _photo(height, width))
         assert errors['logits'] < TOLERANCE, (height, width, errors)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# UperNet segmentor (mmseg): the ADE20K config with a small backbone and heads
+
+SEG_CONFIG = os.path.join(ROOT, 'configs', 'upernet_msvmamba_t_160k_ade20k.py')
+SEG_OPTIONS = {
+    'model.backbone.arch': TINY_V3, 'model.backbone.init_cfg': None,
+    'model.decode_head.in_channels': [16, 32, 64, 128], 'model.decode_head.channels': 16,
+    'model.decode_head.num_classes': 5, 'model.auxiliary_head.in_channels': 64,
+    'model.auxiliary_head.channels': 8, 'model.auxiliary_head.num_classes': 5,
+}
+
+
+def test_upernet_segmentor_matches_pytorch_at_new_sizes(tmp_path):
+    pytest.importorskip('mmseg', reason='mmsegmentation is not installed')
+    torch.manual_seed(0)
+    model = build_model(config=SEG_CONFIG, cfg_options=SEG_OPTIONS)
+    info = export_onnx(model, str(tmp_path / 'upernet.onnx'))
+    assert info['outputs'] == ['seg_logits', 'seg_mask']
+    session = build_session(info['path'], threads=2)
+    for height, width in ((160, 128), (97, 143)):
+        images = _photo(height, width)
+        errors = compare_with_torch(model, session, images)
+        assert errors['seg_logits'] < TOLERANCE, (height, width, errors)
+        assert errors['seg_mask'] < 1e-3, (height, width, errors)  # argmax: only near-ties may flip
+        logits, mask = run(session, images)
+        assert logits.shape == (2, 5, height, width) and mask.shape == (2, height, width)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The CLI's answers to user mistakes: one line on stderr, exit status 2, no traceback
+
+@pytest.mark.parametrize('args, message', [
+    (['--arch', 'tinyy', 'x.onnx'], "unknown MSVMamba arch 'tinyy'"),
+    (['--config', 'configs/nope.py', 'x.onnx'], 'config file not found'),
+    (['--arch', 'tiny', '--checkpoint', 'nope.pth', 'x.onnx'], 'checkpoint file not found'),
+    (['--arch', 'tiny', '--verify', '0x5', 'x.onnx'], 'positive sizes'),
+    (['--config', SEG_CONFIG, '--backbone-only', 'x.onnx'], '--backbone-only goes with --arch'),
+    (['--arch', '{"version": "v3"', 'x.onnx'], 'invalid JSON arch dict'),
+    (['x.onnx'], 'one of the arguments --arch --config is required'),
+])
+def test_cli_user_errors(args, message, capsys, tmp_path, monkeypatch):
+    from tests.tools.conftest import load_tool
+    monkeypatch.chdir(ROOT)
+    tool = load_tool('export_onnx')
+    try:
+        status = tool.main(args)
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
