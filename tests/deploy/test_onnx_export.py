@@ -240,7 +240,7 @@ def test_v1_classifier_matches_pytorch_at_new_sizes(v1_classifier):
 
 SEG_CONFIG = os.path.join(ROOT, 'configs', 'upernet_msvmamba_t_160k_ade20k.py')
 SEG_OPTIONS = {
-    'model.backbone.arch': TINY_V3, 'model.backbone.init_cfg': None,
+    'model.backbone': dict(_delete_=True, type='MSVMamba', arch=TINY_V3),  # no init_cfg: no ImageNet download
     'model.decode_head.in_channels': [16, 32, 64, 128], 'model.decode_head.channels': 16,
     'model.decode_head.num_classes': 5, 'model.auxiliary_head.in_channels': 64,
     'model.auxiliary_head.channels': 8, 'model.auxiliary_head.num_classes': 5,
