@@ -23,7 +23,7 @@ import torch
 from onnxscript import opset20 as op
 
 from . import onnx_scan
-from .onnx_scan import _ints, _shift
+from .onnx_scan import _ints, _shift, doubling_scan, to_chunks
 
 # ----------------------------------------------------------------------------------------------------------------
 # Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of (batch, D, L)
@@ -38,39 +38,18 @@ def chunked(chunk: int):
 def doubling(log_decay, drive, doublings: int = int(math.log2(onnx_scan.MAX_LENGTH))):
     """Hillis-Steele over the whole sequence: ``doublings`` steps, each a shift (Pad + Slice), Mul and Add on
     (batch, D, L) tensors (what the unrolled PyTorch path becomes, with the step count fixed for dynamic L)."""
-    decay = op.Exp(log_decay)
-    length = op.Shape(drive, start=2, end=3)
-    for step in range(doublings):
-        offset = op.Min(_ints(2**step), length)
-        drive = op.Add(drive, op.Mul(decay, _shift(drive, 3, 2, offset)))
-        if step < doublings - 1:
-            decay = op.Mul(decay, _shift(decay, 3, 2, offset))
-    return drive
+    return doubling_scan(op.Exp(log_decay), drive, 3, 2, doublings)
 
 
 def chunked_doubling(log_decay, drive, chunk: int = 16):
     """Chunks as shipped, but Hillis-Steele inside each chunk (log2(chunk) full-size steps) instead of unrolling."""
     doublings = math.ceil(math.log2(onnx_scan.MAX_LENGTH / chunk))
-    length = op.Shape(drive, start=-1)
-    padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
-    pads = op.Concat(_ints(0, 0, 0, 0, 0), padding, axis=0)
-    log_decay = op.Reshape(op.Pad(log_decay, pads), _ints(0, 0, -1, chunk))
-    local = op.Reshape(op.Pad(drive, pads), _ints(0, 0, -1, chunk))
-    decay = op.Exp(log_decay)
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
     since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
-    offset = 1
-    while offset < chunk:
-        local = op.Add(local, op.Mul(decay, _shift(local, 4, 3, _ints(offset))))
-        decay = op.Mul(decay, _shift(decay, 4, 3, _ints(offset)))
-        offset *= 2
+    local = doubling_scan(op.Exp(log_decay), drive, 4, 3, int(math.log2(chunk)))
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
     chunk_state = op.Slice(local, _ints(chunk - 1), _ints(chunk), _ints(3))
-    count = op.Shape(chunk_state, start=2, end=3)
-    for step in range(doublings):
-        offset = op.Min(_ints(2**step), count)
-        chunk_state = op.Add(chunk_state, op.Mul(chunk_decay, _shift(chunk_state, 4, 2, offset)))
-        if step < doublings - 1:
-            chunk_decay = op.Mul(chunk_decay, _shift(chunk_decay, 4, 2, offset))
+    chunk_state = doubling_scan(chunk_decay, chunk_state, 4, 2, doublings)
     h = op.Add(local, op.Mul(since_start, _shift(chunk_state, 4, 2, _ints(1))))
     return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
 

@@ -37,7 +37,8 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence']
+__all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_scan',
+           'to_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -118,17 +119,35 @@ def _apply_c(h, C, groups: int, dim: int, squeeze_axis: int = 2):
     return op.Reshape(op.Mul(op.Reshape(h, _grouped_shape(h, groups, dim)), C), op.Shape(h))
 
 
+def doubling_scan(decay, state, rank: int, axis: int, steps: int):
+    """Hillis-Steele along ``axis``: after step k, ``state`` holds the recurrence over the 2**(k+1) positions
+    ending at each index (exact for axis lengths up to 2**steps). Shifts are by min(2**k, length), so tensors keep
+    their length however long a shift the fixed step count asks for."""
+    length = op.Shape(state, start=axis, end=axis + 1)
+    for step in range(steps):
+        offset = op.Min(_ints(2**step), length)
+        state = op.Add(state, op.Mul(decay, _shift(state, rank, axis, offset)))
+        if step < steps - 1:
+            decay = op.Mul(decay, _shift(decay, rank, axis, offset))
+    return state
+
+
+def to_chunks(log_decay, drive, chunk: int):
+    """(batch, D, L) -> (batch, D, ceil(L / chunk), chunk), padded with log decay 0 and drive 0 (changing nothing
+    before the padding), and the length L."""
+    length = op.Shape(drive, start=-1)
+    padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
+    pads = op.Concat(_ints(0, 0, 0, 0, 0), padding, axis=0)
+    chunks = _ints(0, 0, -1, chunk)
+    return op.Reshape(op.Pad(log_decay, pads), chunks), op.Reshape(op.Pad(drive, pads), chunks), length
+
+
 def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOUBLINGS):
     """h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of two (batch, D, L) float32 values, h_{-1} = 0.
 
     The chunked scan of the module docstring; exact for L <= ``chunk * 2**doublings``.
     """
-    length = op.Shape(drive, start=-1)
-    padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
-    pads = op.Concat(_ints(0, 0, 0, 0, 0), padding, axis=0)
-    chunks = _ints(0, 0, -1, chunk)
-    log_decay = op.Reshape(op.Pad(log_decay, pads), chunks)  # (batch, D, n, chunk)
-    drive = op.Reshape(op.Pad(drive, pads), chunks)
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)  # (batch, D, n, chunk)
     decay = op.Exp(log_decay)
     since_start = op.Exp(op.CumSum(log_decay, _ints(3)))  # decay from the chunk start through position t
 
@@ -144,13 +163,7 @@ def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOU
 
     # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))  # (batch, D, n, 1)
-    chunk_state = state
-    count = op.Shape(chunk_state, start=2, end=3)
-    for step in range(doublings):
-        offset = op.Min(_ints(2**step), count)  # a shift by n or more is all zeros: keep the tensors n long
-        chunk_state = op.Add(chunk_state, op.Mul(chunk_decay, _shift(chunk_state, 4, 2, offset)))
-        if step < doublings - 1:
-            chunk_decay = op.Mul(chunk_decay, _shift(chunk_decay, 4, 2, offset))
+    chunk_state = doubling_scan(chunk_decay, state, 4, 2, doublings)
     entering = _shift(chunk_state, 4, 2, _ints(1))  # the state at the end of the previous chunk
 
     # 4. every position: its local state plus the entering state decayed to it

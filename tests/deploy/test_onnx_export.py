@@ -32,12 +32,17 @@ SEQ_VARIANTS = [(True, True, True, 1), (False, False, False, 1), (True, False, T
 DIM = 8
 
 
-class _SequenceScans(torch.nn.Module):
+class _ScanParameters(torch.nn.Module):
+    """A, D and delta_bias of DIM channels, as an MS2D route has them."""
+
     def __init__(self):
         super().__init__()
         self.A = torch.nn.Parameter(-torch.exp(torch.randn(DIM, 1)))
         self.D = torch.nn.Parameter(torch.randn(DIM))
         self.bias = torch.nn.Parameter(torch.randn(DIM))
+
+
+class _SequenceScans(_ScanParameters):
 
     def args(self, u, delta, Bs, Cs, variant):
         with_d, with_bias, softplus, groups = variant
@@ -135,12 +140,7 @@ def test_doubling_limit(tmp_path):
     assert onnx_scan.MAX_LENGTH == onnx_scan.CHUNK * 2**onnx_scan.DOUBLINGS >= 2048 * 2048 // 16
 
 
-class _HalfResScans(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.A = torch.nn.Parameter(-torch.exp(torch.randn(DIM, 1)))
-        self.D = torch.nn.Parameter(torch.randn(DIM))
-        self.bias = torch.nn.Parameter(torch.randn(DIM))
+class _HalfResScans(_ScanParameters):
 
     def forward(self, u, delta, B, C):
         op = torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd
