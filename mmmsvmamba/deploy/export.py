@@ -81,6 +81,43 @@ class _Segmentation(nn.Module):
         return logits, logits.argmax(1)
 
 
+class _AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """nn.AdaptiveAvgPool2d whose export works for any input size (UPerHead's pyramid pooling, scales 2, 3, 6).
+
+    torch's export of adaptive pooling unrolls the bins of the example's size, and the graph then fails at other
+    sizes. Under torch.export this computes each bin [floor(i H / s), ceil((i + 1) H / s)) from an integral image
+    (cumulative sums in float64, then four gathers), which follows the input size; eager mode runs the original op.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_exporting():
+            return super().forward(x)
+        out_h, out_w = _pair(self.output_size, x.shape[-2:])
+        integral = F.pad(x.double().cumsum(-2).cumsum(-1), (1, 0, 1, 0))
+        (top, bottom), (left, right) = _bins(x.shape[-2], out_h, x.device), _bins(x.shape[-1], out_w, x.device)
+        rows = integral.index_select(-2, bottom) - integral.index_select(-2, top)
+        sums = rows.index_select(-1, right) - rows.index_select(-1, left)
+        area = (bottom - top)[:, None] * (right - left)[None, :]
+        return (sums / area).to(x.dtype)
+
+
+def _pair(size, input_size):
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return tuple(i if s is None else s for s, i in zip(size, input_size))
+
+
+def _bins(length, bins: int, device):
+    index = torch.arange(bins, device=device)
+    return (index * length) // bins, ((index + 1) * length + bins - 1) // bins
+
+
+def _exportable_pooling(model: nn.Module) -> None:
+    for name, module in list(model.named_modules()):
+        if type(module) is nn.AdaptiveAvgPool2d and module.output_size not in (1, (1, 1)):
+            parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
+            setattr(parent, name.rpartition('.')[2], _AdaptiveAvgPool2d(module.output_size))
+
+
 class _Features(nn.Module):
     def __init__(self, backbone: MSVMamba):
         super().__init__()
@@ -153,6 +190,7 @@ def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[
     elif backbone.get('init_cfg'):
         model.init_weights()
     if scope == 'mmseg':
+        _exportable_pooling(model)
         wrapped = _Segmentation(model)
         wrapped.output_names = ['seg_logits', 'seg_mask']
     else:
