@@ -55,11 +55,15 @@ def _scalar(value: float) -> ir.Value:
     return op.Constant(value=ir.tensor(np.array(value, dtype=np.float32)))
 
 
-def _shift(x, rank: int, axis: int, amount):
+def _shift(x, rank: int, axis: int, amount, length=None, pads=None):
     """x (of ``rank`` axes) shifted by ``amount`` (a 1-element int64 value, at most the axis length) towards
-    higher indices along ``axis``, zeros entering first; ``length`` keeps the axis length."""
-    pads = op.Concat(_ints(*([0] * axis)), amount, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
-    return op.Slice(op.Pad(x, pads), _ints(0), op.Shape(x, start=axis, end=axis + 1), _ints(axis))
+    higher indices along ``axis``, zeros entering first. ``length`` (the axis length) and ``pads`` (the Pad
+    amounts) may be passed in when several shifts share them, to save their nodes."""
+    if pads is None:
+        pads = op.Concat(_ints(*([0] * axis)), amount, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
+    if length is None:
+        length = op.Shape(x, start=axis, end=axis + 1)
+    return op.Slice(op.Pad(x, pads), _ints(0), length, _ints(axis))
 
 
 def _reverse(x, axis: int = -1):
@@ -126,9 +130,10 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
     length = op.Shape(state, start=axis, end=axis + 1)
     for step in range(steps):
         offset = op.Min(_ints(2**step), length)
-        state = op.Add(state, op.Mul(decay, _shift(state, rank, axis, offset)))
+        pads = op.Concat(_ints(*([0] * axis)), offset, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
+        state = op.Add(state, op.Mul(decay, _shift(state, rank, axis, offset, length, pads)))
         if step < steps - 1:
-            decay = op.Mul(decay, _shift(decay, rank, axis, offset))
+            decay = op.Mul(decay, _shift(decay, rank, axis, offset, length, pads))
     return state
 
 
