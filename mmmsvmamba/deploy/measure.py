@@ -54,21 +54,54 @@ def chunked_doubling(log_decay, drive, chunk: int = 16):
     return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
 
 
-def scan_op(log_decay, drive):
-    """ONNX ``Scan`` over the positions: a body of one Mul and one Add on (batch, D) slices per step."""
+def _scan_body():
+    """The body of an ONNX ``Scan`` that advances h = a h + x and emits the state it was given."""
     def value(name):
         return ir.Value(name=name, type=ir.TensorType(ir.DataType.FLOAT))
     state, a, x = value('state'), value('a'), value('x')
     mul = ir.Node('', 'Mul', [a, state])
     add = ir.Node('', 'Add', [mul.outputs[0], x])
-    copy = ir.Node('', 'Identity', [add.outputs[0]])
-    body = ir.Graph([state, a, x], [add.outputs[0], copy.outputs[0]], nodes=[mul, add, copy],
+    copy = ir.Node('', 'Identity', [state])
+    for node, name in ((mul, 'scan_decayed'), (add, 'scan_state'), (copy, 'scan_entering')):
+        node.outputs[0].name = name  # the exporter names only the main graph's values
+    return ir.Graph([state, a, x], [add.outputs[0], copy.outputs[0]], nodes=[mul, add, copy],
                     opset_imports={'': onnx_scan.OPSET}, name='scan_body')
-    start = op.ConstantOfShape(op.Shape(drive, start=0, end=2), value=ir.tensor(np.zeros(1, np.float32)))
+
+
+def _scan(decay, drive, axis: int):
+    """(entering states) of h = decay h + drive along ``axis`` of (batch, D, ...) values, by an ONNX Scan."""
     from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
-    _, h = call_op('Scan', start, op.Exp(log_decay), drive, _num_outputs=2, body=body, num_scan_inputs=2,
-                   scan_input_axes=[2, 2], scan_output_axes=[2])
-    return h
+    rank_rest = op.Shape(drive, start=axis + 1)
+    start = op.ConstantOfShape(op.Concat(op.Shape(drive, start=0, end=axis), rank_rest, axis=0),
+                               value=ir.tensor(np.zeros(1, np.float32)))
+    _, entering = call_op('Scan', start, decay, drive, _num_outputs=2, body=_scan_body(), num_scan_inputs=2,
+                          scan_input_axes=[axis, axis], scan_output_axes=[axis])
+    return entering
+
+
+def scan_op(log_decay, drive):
+    """ONNX ``Scan`` over the positions: a body of one Mul and one Add on (batch, D) slices per step."""
+    decay = op.Exp(log_decay)
+    return op.Add(op.Mul(decay, _scan(decay, drive, 2)), drive)  # h_t = a_t h_{t-1} + x_t
+
+
+def chunked_scan(log_decay, drive, chunk: int = 16):
+    """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
+    decay = op.Exp(log_decay)
+    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
+    decays = op.Split(decay, axis=3, num_outputs=chunk)
+    drives = op.Split(drive, axis=3, num_outputs=chunk)
+    state = drives[0]
+    local = [state]
+    for t in range(1, chunk):
+        state = op.Add(op.Mul(decays[t], state), drives[t])
+        local.append(state)
+    local = op.Concat(*local, axis=3)
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
+    entering = _scan(chunk_decay, state, 2)
+    h = op.Add(local, op.Mul(since_start, entering))
+    return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
 
 
 FORMULATIONS = {
@@ -78,6 +111,7 @@ FORMULATIONS = {
     'chunked-16, doubling inside chunks': chunked_doubling,
     'doubling over the whole sequence': doubling,
     'onnx Scan over positions': scan_op,
+    'chunked-16, onnx Scan across chunks': chunked_scan,
 }
 
 
