@@ -23,7 +23,7 @@ import torch
 from onnxscript import opset20 as op
 
 from . import onnx_scan
-from .onnx_scan import _ints, _shift, doubling_scan, to_chunks
+from .onnx_scan import _ints, _shift, doubling_scan, to_chunks, unrolled_chunks
 
 # ----------------------------------------------------------------------------------------------------------------
 # Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of (batch, D, L)
@@ -90,14 +90,7 @@ def chunked_scan(log_decay, drive, chunk: int = 16):
     log_decay, drive, length = to_chunks(log_decay, drive, chunk)
     decay = op.Exp(log_decay)
     since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
-    decays = op.Split(decay, axis=3, num_outputs=chunk)
-    drives = op.Split(drive, axis=3, num_outputs=chunk)
-    state = drives[0]
-    local = [state]
-    for t in range(1, chunk):
-        state = op.Add(op.Mul(decays[t], state), drives[t])
-        local.append(state)
-    local = op.Concat(*local, axis=3)
+    local, state = unrolled_chunks(decay, drive, chunk)
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
     entering = _scan(chunk_decay, state, 2)
     h = op.Add(local, op.Mul(since_start, entering))

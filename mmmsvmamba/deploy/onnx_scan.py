@@ -38,7 +38,7 @@ from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
 __all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_scan',
-           'to_chunks']
+           'to_chunks', 'unrolled_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -147,6 +147,20 @@ def to_chunks(log_decay, drive, chunk: int):
     return op.Reshape(op.Pad(log_decay, pads), chunks), op.Reshape(op.Pad(drive, pads), chunks), length
 
 
+def unrolled_chunks(decay, drive, chunk: int):
+    """Step 2: the recurrence inside each chunk of (batch, D, n, chunk) values from a zero state, sequential and
+    unrolled over the chunk's positions (one Mul and one Add on (batch, D, n) slices each), all chunks at once.
+    Returns the states (batch, D, n, chunk) and those at the chunk ends (batch, D, n, 1)."""
+    decays = op.Split(decay, axis=3, num_outputs=chunk)
+    drives = op.Split(drive, axis=3, num_outputs=chunk)
+    state = drives[0]
+    local = [state]
+    for t in range(1, chunk):
+        state = op.Add(op.Mul(decays[t], state), drives[t])
+        local.append(state)
+    return op.Concat(*local, axis=3), state
+
+
 def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOUBLINGS):
     """h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of two (batch, D, L) float32 values, h_{-1} = 0.
 
@@ -156,15 +170,7 @@ def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOU
     decay = op.Exp(log_decay)
     since_start = op.Exp(op.CumSum(log_decay, _ints(3)))  # decay from the chunk start through position t
 
-    # 2. inside the chunks: sequential, unrolled over the chunk's positions, all chunks at once
-    decays = op.Split(decay, axis=3, num_outputs=chunk)
-    drives = op.Split(drive, axis=3, num_outputs=chunk)
-    state = drives[0]
-    local = [state]
-    for t in range(1, chunk):
-        state = op.Add(op.Mul(decays[t], state), drives[t])
-        local.append(state)
-    local = op.Concat(*local, axis=3)
+    local, state = unrolled_chunks(decay, drive, chunk)
 
     # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))  # (batch, D, n, 1)
