@@ -151,8 +151,21 @@ class PatchMerging2D(nn.Module):
         self.norm = nn.LayerNorm(4 * channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_exporting():
+            return self.reduction(self.norm(self._merge_symbolic(x)))
         height, width = x.shape[1:3]
         if height % 2 or width % 2:
             x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))
+
+    @staticmethod
+    def _merge_symbolic(x: torch.Tensor) -> torch.Tensor:
+        """The same 2x2 merge for torch.export, where sizes are symbolic: pad by the (possibly zero) remainders and
+        split rows and columns by a reshape, so that no branch or size comparison specialises the exported graph
+        (``x[:, 0::2]`` and ``x[:, 1::2]`` have sizes that are equal only once the padding is known to be even)."""
+        batch, height, width, channels = x.shape
+        half_h, half_w = (height + 1) // 2, (width + 1) // 2
+        x = F.pad(x, (0, 0, 0, 2 * half_w - width, 0, 2 * half_h - height))
+        x = x.reshape(batch, half_h, 2, half_w, 2, channels)
+        return torch.cat([x[:, :, 0, :, 0], x[:, :, 1, :, 0], x[:, :, 0, :, 1], x[:, :, 1, :, 1]], dim=-1)

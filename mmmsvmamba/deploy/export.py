@@ -1,0 +1,299 @@
+"""Export MSVMamba models to ONNX: the model to export (arch, config, checkpoint) and the export itself.
+
+:func:`build_model` returns an eval-mode ``nn.Module`` that maps a (B, 3, H, W) float image batch, normalised as
+its config's data preprocessor does, to plain tensors:
+
+* an arch name: the ImageNet classifier (backbone, global average pooling, linear head) -> ``logits`` (B, classes),
+  or with ``backbone_only`` the four stage outputs ``feat0`` .. ``feat3``;
+* an mmpretrain classifier config -> ``logits``;
+* an mmseg EncoderDecoder config -> ``seg_logits`` (B, classes, H, W), upsampled to the input like mmseg's
+  ``predict``, and ``seg_mask`` (B, H, W), their argmax.
+
+:func:`export_onnx` writes it with ``torch.onnx.export(dynamo=True)``, the compiled scan ops translated by
+:mod:`mmmsvmamba.deploy.onnx_scan`; batch, height and width stay dynamic.
+"""
+import os
+import time
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmmsvmamba.models import MSVMamba
+
+__all__ = ['DeployError', 'ImageNetClassifier', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE', 'MIN_SIZE']
+
+# The example batch the model is traced with. Batch 2, not 1 (torch.export specialises a dimension of size 1),
+# and sizes that are not multiples of 32, so that no rounding of the stages is taken for the general rule.
+EXAMPLE_SHAPE = (2, 3, 200, 232)
+# The smallest height and width the exported graph is made for: the half-resolution map of the last stage must have
+# at least 2 rows and columns (v3 from 65 pixels, v1 from 68); torch.export specialises sizes of 1.
+MIN_SIZE = 68
+IMAGENET_PREPROCESS = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+
+
+class DeployError(ValueError):
+    """A request that cannot be exported as given (unknown arch, unsupported model type, missing file)."""
+
+
+class ImageNetClassifier(nn.Module):
+    """MSVMamba ImageNet classifier in plain PyTorch: (B, 3, H, W) -> (B, num_classes) logits.
+
+    Same layers and state-dict keys as mmpretrain's ``ImageClassifier(backbone=MSVMamba(arch, out_indices=(3,)),
+    neck=GlobalAveragePooling, head=LinearClsHead)`` (``backbone.*``, ``head.fc.*``), so the configs' checkpoints
+    and official classification checkpoints (through ``official_to_mmpretrain``) load into it.
+    """
+
+    def __init__(self, arch, num_classes: int = 1000):
+        super().__init__()
+        self.backbone = MSVMamba(arch, out_indices=(3, ))
+        self.head = nn.Module()
+        self.head.fc = nn.Linear(self.backbone.dims[3], num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head.fc(self.backbone(images)[-1].mean((2, 3)))
+
+
+class _Logits(nn.Module):
+    """An mmpretrain classifier as images -> logits (its ``mode='tensor'`` output)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images, mode='tensor')
+
+
+class _Segmentation(nn.Module):
+    """An mmseg EncoderDecoder as images -> (logits at the input size, argmax mask), as its ``predict`` computes
+    them for an unpadded image (``test_cfg.mode='whole'``)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        logits = self.model.decode_head(self.model.extract_feat(images))
+        logits = F.interpolate(logits, size=images.shape[2:], mode='bilinear',
+                               align_corners=self.model.decode_head.align_corners)
+        return logits, logits.argmax(1)
+
+
+class _AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """nn.AdaptiveAvgPool2d whose export works for any input size (UPerHead's pyramid pooling, scales 2, 3, 6).
+
+    torch's export of adaptive pooling unrolls the bins of the example's size, and the graph then fails at other
+    sizes. Under torch.export this computes each bin [floor(i H / s), ceil((i + 1) H / s)) from an integral image
+    (cumulative sums in float64, then four gathers), which follows the input size; eager mode runs the original op.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_exporting():
+            return super().forward(x)
+        out_h, out_w = _pair(self.output_size, x.shape[-2:])
+        integral = F.pad(x.double().cumsum(-2).cumsum(-1), (1, 0, 1, 0))
+        (top, bottom), (left, right) = _bins(x.shape[-2], out_h, x.device), _bins(x.shape[-1], out_w, x.device)
+        rows = integral.index_select(-2, bottom) - integral.index_select(-2, top)
+        sums = rows.index_select(-1, right) - rows.index_select(-1, left)
+        area = (bottom - top)[:, None] * (right - left)[None, :]
+        return (sums / area).to(x.dtype)
+
+
+def _pair(size, input_size):
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return tuple(i if s is None else s for s, i in zip(size, input_size))
+
+
+def _bins(length, bins: int, device):
+    index = torch.arange(bins, device=device)
+    return (index * length) // bins, ((index + 1) * length + bins - 1) // bins
+
+
+def _exportable_pooling(model: nn.Module) -> None:
+    for name, module in list(model.named_modules()):
+        if type(module) is nn.AdaptiveAvgPool2d and module.output_size not in (1, (1, 1)):
+            parent = model.get_submodule(name.rpartition('.')[0]) if '.' in name else model
+            setattr(parent, name.rpartition('.')[2], _AdaptiveAvgPool2d(module.output_size))
+
+
+class _Features(nn.Module):
+    def __init__(self, backbone: MSVMamba):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, images: torch.Tensor):
+        return self.backbone(images)
+
+
+def _arch_model(arch, checkpoint: Optional[str], backbone_only: bool, num_classes: int) -> nn.Module:
+    from mmmsvmamba.models.checkpoint import load_checkpoint_file, load_pretrained, official_to_mmpretrain
+    try:
+        MSVMamba.parse_arch(arch)
+    except (ValueError, TypeError) as error:
+        raise DeployError(str(error)) from None
+    if backbone_only:
+        backbone = MSVMamba(arch)
+        if checkpoint:
+            load_pretrained(backbone, checkpoint)
+        model = _Features(backbone)
+        model.output_names = [f'feat{i}' for i in backbone.out_indices]
+        return model
+    model = ImageNetClassifier(arch, num_classes)
+    if checkpoint:
+        ckpt = load_checkpoint_file(checkpoint)
+        state = official_to_mmpretrain(ckpt) if any(k.startswith('classifier.') for k in _tensors(ckpt)) else None
+        if state is None:
+            from mmmsvmamba.models.checkpoint import STATE_DICT_KEYS
+            state = next((ckpt[k] for k in STATE_DICT_KEYS if isinstance(ckpt.get(k), dict)), ckpt)
+        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        model.load_state_dict(state, strict=True)
+    model.output_names = ['logits']
+    return model
+
+
+def _tensors(ckpt: dict) -> dict:
+    for key in ('model', 'state_dict', 'model_ema'):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    return ckpt
+
+
+def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[dict]) -> nn.Module:
+    if not os.path.isfile(config):
+        raise DeployError(f'config file not found: {config}')
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope, MODELS
+
+    import mmmsvmamba.registry  # noqa: F401  (registers MSVMamba in the installed OpenMMLab libraries)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope == 'mmdet':
+        raise DeployError(f'{config}: detectors are not exported by this tool (see docs/deploy.md, "What does not '
+                          'export yet"); export the backbone with --arch ... --backbone-only')
+    if scope not in ('mmpretrain', 'mmseg'):
+        raise DeployError(f'{config}: default_scope must be mmpretrain or mmseg, got {scope!r}')
+    backbone = cfg.model.get('backbone', {})
+    if checkpoint and isinstance(backbone.get('init_cfg'), dict):
+        backbone.pop('init_cfg')  # the checkpoint replaces the ImageNet weights the config would download
+    with DefaultScope.overwrite_default_scope(scope):
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+        if not os.path.isfile(checkpoint):
+            raise DeployError(f'checkpoint file not found: {checkpoint}')
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    elif backbone.get('init_cfg'):
+        model.init_weights()
+    if scope == 'mmseg':
+        _exportable_pooling(model)
+        wrapped = _Segmentation(model)
+        wrapped.output_names = ['seg_logits', 'seg_mask']
+    else:
+        wrapped = _Logits(model)
+        wrapped.output_names = ['logits']
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    wrapped.preprocess = dict(mean=list(preprocessor.get('mean', [])), std=list(preprocessor.get('std', [])),
+                              bgr_to_rgb=bool(preprocessor.get('bgr_to_rgb', preprocessor.get('to_rgb', False))))
+    return wrapped
+
+
+def build_model(arch=None, config: Optional[str] = None, checkpoint: Optional[str] = None,
+                backbone_only: bool = False, num_classes: int = 1000, cfg_options: Optional[dict] = None) -> nn.Module:
+    """The eval-mode model to export, from exactly one of ``arch`` (name or arch dict) and ``config``.
+
+    The returned module has ``output_names`` and ``preprocess`` (mean, std, bgr_to_rgb of its inputs) attributes,
+    which :func:`export_onnx` writes into the file. Raises :class:`DeployError` for requests it cannot serve.
+    """
+    if (arch is None) == (config is None):
+        raise DeployError('give exactly one of an arch and a config')
+    if checkpoint and not checkpoint.startswith(('http://', 'https://')) and not os.path.isfile(checkpoint):
+        raise DeployError(f'checkpoint file not found: {checkpoint}')
+    if config is not None:
+        model = _config_model(config, checkpoint, cfg_options)
+    else:
+        model = _arch_model(arch, checkpoint, backbone_only, num_classes)
+        model.preprocess = dict(IMAGENET_PREPROCESS)
+    return model.eval()
+
+
+def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAMPLE_SHAPE,
+                dynamic: bool = True, opset: Optional[int] = None) -> dict:
+    """Write ``model`` (from :func:`build_model`, or any module whose MSVMamba backbones use the compiled ops)
+    to ``path`` as ONNX; returns dict(path, export_s, nodes, opset, inputs, outputs).
+
+    The compiled scan op must be built (``python -m mmmsvmamba.ops.check``): the export keeps its two ops as
+    single nodes and translates them (:mod:`mmmsvmamba.deploy.onnx_scan`); the PyTorch fallback would instead be
+    unrolled into thousands of nodes that run several times slower.
+    """
+    import onnx
+
+    from mmmsvmamba.ops import compiled
+    from . import onnx_scan
+    if not compiled.has_kernel('cpu'):
+        raise DeployError('the compiled selective-scan op is not built; build it with `make build` (or '
+                          '`pip install --no-build-isolation -e .`), `python -m mmmsvmamba.ops.check` shows the state')
+    opset = opset or onnx_scan.OPSET
+    model = model.eval()
+    images = torch.randn(*example_shape)
+    dims = None
+    if dynamic:
+        dims = ({0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=MIN_SIZE),
+                 3: torch.export.Dim('width', min=MIN_SIZE)}, )
+    output_names = list(getattr(model, 'output_names', [])) or None
+    start = time.perf_counter()
+    with _compiled_scan_backend():
+        program = torch.onnx.export(model, (images, ), dynamo=True, input_names=['images'], output_names=output_names,
+                                    dynamic_shapes=dims, opset_version=opset, optimize=False, verbose=False,
+                                    custom_translation_table=onnx_scan.translation_table())
+    _light_optimize(program.model)
+    for key, value in _metadata(model).items():
+        program.model.metadata_props[key] = value
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    program.save(path, external_data=False)
+    export_s = time.perf_counter() - start
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto)
+    return dict(path=path, export_s=round(export_s, 1), nodes=len(proto.graph.node), opset=opset,
+                inputs=[i.name for i in proto.graph.input], outputs=[o.name for o in proto.graph.output])
+
+
+def _metadata(model: nn.Module) -> dict:
+    import json
+    meta = {'mmmsvmamba.input': 'images: float32 (batch, 3, height, width), normalised as in mmmsvmamba.preprocess'}
+    if getattr(model, 'preprocess', None):
+        meta['mmmsvmamba.preprocess'] = json.dumps(model.preprocess)
+    from . import onnx_scan
+    meta['mmmsvmamba.max_scan_length'] = str(onnx_scan.MAX_LENGTH)
+    return meta
+
+
+class _compiled_scan_backend:
+    """Force the compiled scan for the trace (``MMMSVMAMBA_SCAN_BACKEND=torch`` would unroll the scans)."""
+
+    def __enter__(self):
+        self.saved = os.environ.get('MMMSVMAMBA_SCAN_BACKEND')
+        os.environ['MMMSVMAMBA_SCAN_BACKEND'] = 'compiled'
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop('MMMSVMAMBA_SCAN_BACKEND', None)
+        else:
+            os.environ['MMMSVMAMBA_SCAN_BACKEND'] = self.saved
+
+
+def _light_optimize(model) -> None:
+    """Constant folding and clean-up passes of onnxscript's optimizer, without its pattern rewriter (which takes
+    minutes on these graphs and finds nothing that onnxruntime's own graph optimisations do not)."""
+    import onnx_ir.passes.common as passes
+    from onnxscript.optimizer import _constant_folding
+    for step in (_constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=8192,
+                                                     output_size_limit=8192),
+                 passes.RemoveUnusedNodesPass(), passes.LiftConstantsToInitializersPass(lift_all_constants=True,
+                                                                                       size_limit=0),
+                 passes.DeduplicateInitializersPass(), passes.CommonSubexpressionEliminationPass()):
+        step(model)

@@ -1,0 +1,265 @@
+"""Measurements behind docs/deploy.md: scan formulations in ONNX Runtime, and ONNX Runtime against PyTorch.
+
+    python -m mmmsvmamba.deploy.measure formulations [--threads 2] [--repeats 7]
+    python -m mmmsvmamba.deploy.measure throughput [ARCH ...] [--batch 1 8] [--size 224] [--threads 2]
+
+``formulations`` exports one selective scan (the shapes of MSVMamba-T's stages at 224x224, batch 1) with each
+candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op.
+``throughput`` exports each arch's ImageNet classifier and times onnxruntime and PyTorch (compiled CPU op) in the
+same process, alternating one timed run of each, and reports medians (images/s) and their ratio.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx_ir as ir
+import torch
+from onnxscript import opset20 as op
+
+from . import onnx_scan
+from .onnx_scan import _ints, _shift, doubling_scan, to_chunks, unrolled_chunks
+
+# ----------------------------------------------------------------------------------------------------------------
+# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of (batch, D, L)
+
+
+def chunked(chunk: int):
+    """The shipped formulation (:func:`onnx_scan.linear_recurrence`) with another chunk length."""
+    doublings = math.ceil(math.log2(onnx_scan.MAX_LENGTH / chunk))
+    return lambda log_decay, drive: onnx_scan.linear_recurrence(log_decay, drive, chunk, doublings)
+
+
+def doubling(log_decay, drive, doublings: int = int(math.log2(onnx_scan.MAX_LENGTH))):
+    """Hillis-Steele over the whole sequence: ``doublings`` steps, each a shift (Pad + Slice), Mul and Add on
+    (batch, D, L) tensors (what the unrolled PyTorch path becomes, with the step count fixed for dynamic L)."""
+    return doubling_scan(op.Exp(log_decay), drive, 3, 2, doublings)
+
+
+def chunked_doubling(log_decay, drive, chunk: int = 16):
+    """Chunks as shipped, but Hillis-Steele inside each chunk (log2(chunk) full-size steps) instead of unrolling."""
+    doublings = math.ceil(math.log2(onnx_scan.MAX_LENGTH / chunk))
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
+    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
+    local = doubling_scan(op.Exp(log_decay), drive, 4, 3, int(math.log2(chunk)))
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
+    chunk_state = op.Slice(local, _ints(chunk - 1), _ints(chunk), _ints(3))
+    chunk_state = doubling_scan(chunk_decay, chunk_state, 4, 2, doublings)
+    h = op.Add(local, op.Mul(since_start, _shift(chunk_state, 4, 2, _ints(1))))
+    return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
+
+
+def _scan_body():
+    """The body of an ONNX ``Scan`` that advances h = a h + x and emits the state it was given."""
+    def value(name):
+        return ir.Value(name=name, type=ir.TensorType(ir.DataType.FLOAT))
+    state, a, x = value('state'), value('a'), value('x')
+    mul = ir.Node('', 'Mul', [a, state])
+    add = ir.Node('', 'Add', [mul.outputs[0], x])
+    copy = ir.Node('', 'Identity', [state])
+    for node, name in ((mul, 'scan_decayed'), (add, 'scan_state'), (copy, 'scan_entering')):
+        node.outputs[0].name = name  # the exporter names only the main graph's values
+    return ir.Graph([state, a, x], [add.outputs[0], copy.outputs[0]], nodes=[mul, add, copy],
+                    opset_imports={'': onnx_scan.OPSET}, name='scan_body')
+
+
+def _scan(decay, drive, axis: int):
+    """(entering states) of h = decay h + drive along ``axis`` of (batch, D, ...) values, by an ONNX Scan."""
+    from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
+    rank_rest = op.Shape(drive, start=axis + 1)
+    start = op.ConstantOfShape(op.Concat(op.Shape(drive, start=0, end=axis), rank_rest, axis=0),
+                               value=ir.tensor(np.zeros(1, np.float32)))
+    _, entering = call_op('Scan', start, decay, drive, _num_outputs=2, body=_scan_body(), num_scan_inputs=2,
+                          scan_input_axes=[axis, axis], scan_output_axes=[axis])
+    return entering
+
+
+def scan_op(log_decay, drive):
+    """ONNX ``Scan`` over the positions: a body of one Mul and one Add on (batch, D) slices per step."""
+    decay = op.Exp(log_decay)
+    return op.Add(op.Mul(decay, _scan(decay, drive, 2)), drive)  # h_t = a_t h_{t-1} + x_t
+
+
+def chunked_scan(log_decay, drive, chunk: int = 16):
+    """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
+    decay = op.Exp(log_decay)
+    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
+    local, state = unrolled_chunks(decay, drive, chunk)
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
+    entering = _scan(chunk_decay, state, 2)
+    h = op.Add(local, op.Mul(since_start, entering))
+    return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
+
+
+FORMULATIONS = {
+    'chunked-8': chunked(8),
+    'chunked-16 (shipped)': onnx_scan.linear_recurrence,
+    'chunked-32': chunked(32),
+    'chunked-16, doubling inside chunks': chunked_doubling,
+    'doubling over the whole sequence': doubling,
+    'onnx Scan over positions': scan_op,
+    'chunked-16, onnx Scan across chunks': chunked_scan,
+}
+
+
+class _OneScan(torch.nn.Module):
+    """One full-resolution selective scan with MSVMamba's arguments (softplus, D, delta_bias), for timing."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.A = torch.nn.Parameter(-torch.exp(torch.randn(dim, 1) * 0.5))
+        self.D = torch.nn.Parameter(torch.randn(dim))
+        self.delta_bias = torch.nn.Parameter(torch.randn(dim) * 0.1 - 3)
+
+    def forward(self, u, delta, B, C):
+        return torch.ops.mmmsvmamba.selective_scan_fwd(u, delta, self.A, B, C, self.D, self.delta_bias, True, True)
+
+
+def _scan_inputs(batch, dim, length):
+    return (torch.randn(batch, dim, length), torch.randn(batch, dim, length), torch.randn(batch, 1, 1, length),
+            torch.randn(batch, 1, 1, length))
+
+
+def export_one_scan(path: str, module: _OneScan, recurrence) -> None:
+    batch, length = torch.export.Dim.DYNAMIC, torch.export.Dim.DYNAMIC
+    dims = ({0: batch, 2: length}, {0: batch, 2: length}, {0: batch, 3: length}, {0: batch, 3: length})
+    program = torch.onnx.export(module, _scan_inputs(2, module.D.shape[0], 100), dynamic_shapes=dims, dynamo=True,
+                                opset_version=onnx_scan.OPSET, optimize=False, verbose=False,
+                                custom_translation_table=onnx_scan.translation_table(recurrence))
+    program.save(path)
+
+
+def _seconds(fn, clock=time.perf_counter) -> float:
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> list:
+    """Milliseconds of process CPU time per scan (median of ``repeats``, alternating runtimes) for each
+    formulation in onnxruntime and for the compiled op in PyTorch, and the error against the float64 reference.
+
+    CPU time at one thread measures the work, whatever else the machine runs.
+    """
+    from .onnxruntime import build_session
+    from mmmsvmamba.ops.selective_scan import selective_scan_ref
+    torch.set_num_threads(threads)
+    shapes = shapes or [(1, 96, 3136), (1, 192, 784), (1, 384, 196), (1, 96, 3 * 28 * 28)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, recurrence in FORMULATIONS.items():
+            row = dict(formulation=name)
+            for batch, dim, length in shapes:
+                path = os.path.join(tmp, 'scan.onnx')
+                torch.manual_seed(0)
+                module = _OneScan(dim)
+                start = time.perf_counter()
+                export_one_scan(path, module, recurrence)
+                export_s = time.perf_counter() - start
+                session = build_session(path, threads, spinning=False)
+                inputs = _scan_inputs(batch, dim, length)
+                feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
+                out = session.run(None, feed)[0]
+                with torch.no_grad():
+                    ref = selective_scan_ref(*[t.double() for t in inputs[:2]], module.A.double(),
+                                             *[t.double() for t in inputs[2:]], module.D.double(),
+                                             module.delta_bias.double(), True)
+                    err = float(np.abs(out - ref.numpy()).max() / np.abs(ref.numpy()).max())
+                    ort_ms, torch_ms = [], []
+                    for _ in range(repeats):  # interleaved
+                        ort_ms.append(_seconds(lambda: session.run(None, feed), time.process_time) * 1e3)
+                        torch_ms.append(_seconds(lambda: module(*inputs), time.process_time) * 1e3)
+                nodes = len(__import__('onnx').load(path).graph.node)
+                row[f'{batch}x{dim}x{length}'] = dict(ort_ms=round(statistics.median(ort_ms), 3),
+                                                     torch_ms=round(statistics.median(torch_ms), 3),
+                                                     max_rel_err=err, nodes=nodes, export_s=round(export_s, 1))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ONNX Runtime against PyTorch on whole models
+
+
+def compare_throughput(model: torch.nn.Module, onnx_path: str, batch: int, size, threads: int = 2,
+                       runs: int = 7, warmup: int = 2) -> dict:
+    """Images/s of ``model`` in PyTorch and of ``onnx_path`` in onnxruntime, timed alternately in this process.
+
+    Each of ``runs`` rounds times one forward of each (after ``warmup`` untimed ones); the medians are reported,
+    as images per second of wall time (``*_img_s``, ``ratio``) and per second of process CPU time
+    (``*_img_per_cpu_s``, ``cpu_ratio``: the work, less sensitive to other load on shared cores).
+    """
+    from .onnxruntime import build_session, ort_infer_step
+    torch.set_num_threads(threads)
+    height, width = (size, size) if isinstance(size, int) else size
+    images = torch.randn(batch, 3, height, width)
+    session = build_session(onnx_path, threads, spinning=False)
+    ort_step = ort_infer_step(session, images)
+    model = model.eval()
+
+    def torch_step():
+        with torch.no_grad():
+            model(images)
+    for _ in range(warmup):
+        ort_step()
+        torch_step()
+    wall = dict(ort=[], torch=[])
+    cpu = dict(ort=[], torch=[])
+    for _ in range(runs):
+        for name, step in (('ort', ort_step), ('torch', torch_step)):
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            step()
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+    ips = {name: batch / statistics.median(times) for name, times in wall.items()}
+    cpu_ips = {name: batch / statistics.median(times) for name, times in cpu.items()}
+    return dict(batch=batch, size=[height, width], threads=threads, runs=runs, ort_img_s=round(ips['ort'], 2),
+                torch_img_s=round(ips['torch'], 2), ratio=round(ips['ort'] / ips['torch'], 3),
+                ort_img_per_cpu_s=round(cpu_ips['ort'], 2), torch_img_per_cpu_s=round(cpu_ips['torch'], 2),
+                cpu_ratio=round(cpu_ips['ort'] / cpu_ips['torch'], 3))
+
+
+def _cmd_throughput(args):
+    from .export import build_model, export_onnx
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.archs:
+            model = build_model(arch=arch)
+            path = os.path.join(tmp, f'{arch}.onnx')
+            info = export_onnx(model, path)
+            for batch in args.batch:
+                row = dict(arch=arch, export_s=info['export_s'], nodes=info['nodes'],
+                           **compare_throughput(model, path, batch, args.size, args.threads, args.runs))
+                print(json.dumps(row), flush=True)
+                results.append(row)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    form = sub.add_parser('formulations', help='time the candidate ONNX scan formulations')
+    form.add_argument('--threads', type=int, default=1)
+    form.add_argument('--repeats', type=int, default=15)
+    thr = sub.add_parser('throughput', help='onnxruntime vs PyTorch images/s of the ImageNet classifiers')
+    thr.add_argument('archs', nargs='*', default=['tiny'])
+    thr.add_argument('--batch', type=int, nargs='+', default=[1])
+    thr.add_argument('--size', type=int, default=224)
+    thr.add_argument('--threads', type=int, default=2)
+    thr.add_argument('--runs', type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.command == 'formulations':
+        compare_formulations(args.threads, args.repeats)
+    else:
+        _cmd_throughput(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Running exported models in ONNX Runtime (CPU): sessions and the inference step a benchmark times.
+
+    session = build_session('msvmamba_t.onnx', threads=2)
+    outputs = run(session, images)                 # images: torch tensor or numpy array, (B, 3, H, W) float32
+    step = ort_infer_step(session, images)         # step() runs one inference; a benchmark times calls of it
+
+Stock onnxruntime runs the files: the scan ops are translated into standard ONNX operators, so no custom-op
+library is registered.
+"""
+from typing import Callable, Optional, Union
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+__all__ = ['build_session', 'run', 'ort_infer_step', 'compare_with_torch']
+
+
+def build_session(path_or_bytes: Union[str, bytes], threads: Optional[int] = None,
+                  spinning: bool = True) -> ort.InferenceSession:
+    """A CPU inference session with all graph optimisations and ``threads`` intra-op threads.
+
+    Args:
+        path_or_bytes: an ``.onnx`` file or its bytes.
+        threads: intra-op threads; None takes ``torch.get_num_threads()``, so a benchmark gives both runtimes the
+            same number.
+        spinning: let idle worker threads spin (onnxruntime's default; lower latency). A benchmark that
+            alternates with PyTorch on the same cores turns it off, so the spinning threads do not steal the
+            cores from the PyTorch runs in between.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(path_or_bytes, options, providers=['CPUExecutionProvider'])
+
+
+def _feed(session: ort.InferenceSession, images) -> dict:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().contiguous().numpy()
+    return {session.get_inputs()[0].name: np.ascontiguousarray(images, dtype=np.float32)}
+
+
+def run(session: ort.InferenceSession, images) -> list:
+    """The outputs (numpy arrays, in the file's output order) for one (B, 3, H, W) batch of images."""
+    return session.run(None, _feed(session, images))
+
+
+def ort_infer_step(session_or_path, images, threads: Optional[int] = None) -> Callable[[], list]:
+    """A no-argument function that runs one onnxruntime inference of ``images`` and returns its outputs.
+
+    ``session_or_path`` is a session from :func:`build_session` or a path (a session is then built with
+    ``threads``, spinning off). The input is converted once, here, so the step times the inference alone.
+    """
+    session = session_or_path
+    if not isinstance(session, ort.InferenceSession):
+        session = build_session(session_or_path, threads, spinning=False)
+    feed = _feed(session, images)
+
+    def step():
+        return session.run(None, feed)
+    return step
+
+
+def compare_with_torch(model: torch.nn.Module, session_or_path, images: torch.Tensor) -> dict:
+    """Output name -> how far onnxruntime is from ``model`` in PyTorch on ``images``.
+
+    Float outputs: max |ort - torch| / max |torch|. Integer outputs (a segmentation mask): the fraction of
+    elements that differ.
+    """
+    session = session_or_path
+    if not isinstance(session, ort.InferenceSession):
+        session = build_session(session_or_path)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    names = [o.name for o in session.get_outputs()]
+    errors = {}
+    for name, got, ref in zip(names, run(session, images), expected):
+        ref = ref.detach().cpu().numpy()
+        if got.shape != ref.shape:
+            raise AssertionError(f'{name}: onnxruntime gave shape {got.shape}, PyTorch {ref.shape}')
+        if np.issubdtype(ref.dtype, np.floating):
+            errors[name] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        else:
+            errors[name] = float((got != ref).mean())
+    return errors

@@ -1,0 +1,288 @@
+"""ONNX export (mmmsvmamba.deploy, tools/export_onnx.py): the scan translations against the definition, small
+models exported once with dynamic shapes and run by onnxruntime at sizes not used at export, and the CLI.
+
+Exports cost seconds each (torch.export with symbolic shapes), so each graph is exported once per module and
+checked at several sizes."""
+import functools
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('onnx', reason='the deploy extras are not installed (requirements/deploy.txt)')
+pytest.importorskip('onnxscript', reason='the deploy extras are not installed (requirements/deploy.txt)')
+pytest.importorskip('onnxruntime', reason='the deploy extras are not installed (requirements/deploy.txt)')
+
+import onnx  # noqa: E402
+
+from mmmsvmamba.deploy import build_model, build_session, export_onnx, onnx_scan, run  # noqa: E402
+from mmmsvmamba.deploy.onnxruntime import compare_with_torch  # noqa: E402
+from mmmsvmamba.ops import compiled, half_res_routes, merge_half_res_routes, selective_scan_ref  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PHOTO = os.path.join(ROOT, 'tests', 'data', 'grace_hopper.jpg')
+TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| / max |PyTorch|, the issue's bar
+
+pytestmark = pytest.mark.skipif(not compiled.has_kernel('cpu'), reason='export needs the compiled CPU ops')
+
+# (D, bias, softplus, groups) per variant; one graph holds them all, so the scan ops are exported once
+SEQ_VARIANTS = [(True, True, True, 1), (False, False, False, 1), (True, False, True, 2), (False, True, False, 4)]
+DIM = 8
+
+
+class _ScanParameters(torch.nn.Module):
+    """A, D and delta_bias of DIM channels, as an MS2D route has them."""
+
+    def __init__(self):
+        super().__init__()
+        self.A = torch.nn.Parameter(-torch.exp(torch.randn(DIM, 1)))
+        self.D = torch.nn.Parameter(torch.randn(DIM))
+        self.bias = torch.nn.Parameter(torch.randn(DIM))
+
+
+class _SequenceScans(_ScanParameters):
+
+    def args(self, u, delta, Bs, Cs, variant):
+        with_d, with_bias, softplus, groups = variant
+        bias = self.bias if with_bias else None
+        if not softplus:  # keep dt >= 0, as softplus would: a negative dt grows the state exponentially
+            delta, bias = delta.abs(), None if bias is None else bias.abs()
+        return (u, delta, self.A, Bs[groups], Cs[groups], self.D if with_d else None, bias, softplus)
+
+    def forward(self, u, delta, B1, C1, B2, C2, B4, C4):
+        Bs, Cs = {1: B1, 2: B2, 4: B4}, {1: C1, 2: C2, 4: C4}
+        return tuple(torch.ops.mmmsvmamba.selective_scan_fwd(*self.args(u, delta, Bs, Cs, v), True)
+                     for v in SEQ_VARIANTS)
+
+
+def _seq_inputs(batch, length, gen):
+    def t(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen) * scale
+    return (t(batch, DIM, length), t(batch, DIM, length, scale=2.0),
+            *[x for g in (1, 2, 4) for x in (t(batch, g, 1, length), t(batch, g, 1, length))])
+
+
+def _export_module(module, inputs, dynamic_shapes, path, recurrence=None):
+    program = torch.onnx.export(module, inputs, dynamo=True, dynamic_shapes=dynamic_shapes, optimize=False,
+                                opset_version=onnx_scan.OPSET, verbose=False,
+                                custom_translation_table=onnx_scan.translation_table(recurrence))
+    program.save(str(path))
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    return build_session(str(path), threads=1)
+
+
+def _sequence_dims(n_inputs=8):
+    batch, length = torch.export.Dim('batch'), torch.export.Dim('length')
+    return ({0: batch, 2: length}, {0: batch, 2: length}) + ({0: batch, 3: length}, ) * (n_inputs - 2)
+
+
+@pytest.fixture(scope='module')
+def sequence_graph(tmp_path_factory):
+    torch.manual_seed(0)
+    module = _SequenceScans()
+    path = tmp_path_factory.mktemp('onnx') / 'scans.onnx'
+    return module, _export_module(module, _seq_inputs(2, 40, torch.Generator().manual_seed(1)), _sequence_dims(),
+                                  path)
+
+
+def _rel_err(got, ref):
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+def _reference(module, inputs, variant):
+    u, delta, A, B, C, D, bias, softplus = module.args(*inputs[:2], {1: inputs[2], 2: inputs[4], 4: inputs[6]},
+                                                      {1: inputs[3], 2: inputs[5], 4: inputs[7]}, variant)
+    d64 = lambda t: None if t is None else t.detach().double()  # noqa: E731
+    return selective_scan_ref(d64(u), d64(delta), d64(A), d64(B), d64(C), d64(D), d64(bias), softplus).numpy()
+
+
+# lengths around one chunk (16) and around chunk * 2**k, where the cross-chunk doubling steps change
+@pytest.mark.parametrize('length', [1, 2, 15, 16, 17, 31, 33, 255, 256, 257, 1023, 1024, 1025, 4097])
+def test_selective_scan_translation_matches_reference(sequence_graph, length):
+    module, session = sequence_graph
+    inputs = _seq_inputs(3, length, torch.Generator().manual_seed(length))
+    outputs = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)})
+    for variant, got in zip(SEQ_VARIANTS, outputs):
+        assert got.dtype == np.float32 and got.shape == (3, DIM, length)
+        assert _rel_err(got, _reference(module, inputs, variant)) < 1e-5, variant
+
+
+def test_trained_size_decays_do_not_overflow(sequence_graph):
+    """Decays of exp(-50) per step (trained channels have such dt * A): only factors in (0, 1] are multiplied."""
+    module, session = sequence_graph
+    gen = torch.Generator().manual_seed(3)
+    inputs = list(_seq_inputs(2, 300, gen))
+    inputs[1] = torch.full_like(inputs[1], 60.0)  # softplus(60 + bias) ~ 60: dt * A far below -88 for most channels
+    outputs = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)})
+    for variant, got in zip(SEQ_VARIANTS, outputs):
+        assert np.isfinite(got).all()
+        assert _rel_err(got, _reference(module, inputs, variant)) < 1e-5, variant
+
+
+def test_doubling_limit(tmp_path):
+    """The cross-chunk scan is exact up to chunk * 2**doublings positions (here 4 * 2**2 = 16), not beyond."""
+    torch.manual_seed(0)
+    module = _SequenceScans()
+    small = functools.partial(onnx_scan.linear_recurrence, chunk=4, doublings=2)
+    session = _export_module(module, _seq_inputs(2, 10, torch.Generator().manual_seed(1)), _sequence_dims(),
+                             tmp_path / 'small.onnx', recurrence=small)
+    gen = torch.Generator().manual_seed(2)
+    for length, exact in ((16, True), (40, False)):
+        inputs = list(_seq_inputs(1, length, gen))
+        inputs[2] = inputs[2].abs() + 1  # B > 0 and u > 0: every state is positive, so truncation shows
+        inputs[0] = inputs[0].abs() + 1
+        inputs[1] = torch.full_like(inputs[1], 0.01)  # dt = 0.01 (no softplus in this variant): long memory
+        got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)})[1]
+        err = _rel_err(got, _reference(module, inputs, SEQ_VARIANTS[1]))
+        assert (err < 1e-5) == exact, (length, err)
+    assert onnx_scan.MAX_LENGTH == onnx_scan.CHUNK * 2**onnx_scan.DOUBLINGS >= 2048 * 2048 // 16
+
+
+class _HalfResScans(_ScanParameters):
+
+    def forward(self, u, delta, B, C):
+        op = torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd
+        return (op(u, delta, self.A, B, C, self.D, self.bias, True, True, True),
+                op(u, delta, self.A, B, C, self.D, self.bias, True, False, True),
+                op(u, delta.abs(), self.A, B, C, None, None, False, True, True))  # dt >= 0 without softplus
+
+
+def test_half_res_translation_matches_reference(tmp_path):
+    torch.manual_seed(0)
+    module = _HalfResScans()
+    gen = torch.Generator().manual_seed(1)
+
+    def inputs(batch, height, width):
+        return (torch.randn(batch, DIM, height, width, generator=gen),
+                torch.randn(batch, DIM, height, width, generator=gen),
+                torch.randn(batch, 1, 1, height, width, generator=gen),
+                torch.randn(batch, 1, 1, height, width, generator=gen))
+    batch, height, width = (torch.export.Dim(n) for n in ('batch', 'height', 'width'))
+    maps, groups = {0: batch, 2: height, 3: width}, {0: batch, 3: height, 4: width}
+    session = _export_module(module, inputs(2, 5, 7), (maps, maps, groups, groups), tmp_path / 'half.onnx')
+    d64 = lambda t: None if t is None else t.detach().double()  # noqa: E731
+    for size in ((1, 1), (3, 4), (6, 11), (13, 9), (24, 31)):
+        x = inputs(2, *size)
+        outputs = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), x)})
+        routes = [half_res_routes(t.double()) for t in x]
+        for got, (with_d, softplus, sum_routes) in zip(outputs, [(True, True, True), (True, True, False),
+                                                                 (False, False, True)]):
+            y = selective_scan_ref(routes[0], routes[1] if softplus else routes[1].abs(), d64(module.A), routes[2],
+                                   routes[3],
+                                   d64(module.D) if with_d else None, d64(module.bias) if with_d else None, softplus)
+            ref = merge_half_res_routes(y, *size, sum_routes)
+            ref = (ref if sum_routes else ref.transpose(1, 2)).numpy()
+            assert got.shape == ref.shape
+            assert _rel_err(got, ref) < 1e-5, (size, sum_routes)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models: exported once at deploy.EXAMPLE_SHAPE, run at other sizes on the real photograph
+
+TINY_V1 = dict(version='v1', dims=16, depths=[1, 1, 1, 1], ssm_ratio=1.0, ffn_ratio=2.0, gate=True)
+TINY_V3 = dict(version='v3', dims=16, depths=[1, 1, 1, 1], ssm_ratio=1.0, ffn_ratio=2.0, gate=False)
+
+
+def _photo(height, width, batch=2):
+    """The photograph resized to (height, width), normalised like ImageNet, in a batch with its mirror image."""
+    from PIL import Image
+    image = Image.open(PHOTO).convert('RGB').resize((width, height), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)
+    mean = torch.tensor([123.675, 116.28, 103.53])[:, None, None]
+    std = torch.tensor([58.395, 57.12, 57.375])[:, None, None]
+    x = (x - mean) / std
+    return torch.stack([x, x.flip(-1)][:batch])
+
+
+def _export_with_cli(tmp_path, args):
+    from tests.tools.conftest import load_tool
+    path = str(tmp_path / 'model.onnx')
+    assert load_tool('export_onnx').main(args + [path]) == 0
+    return path
+
+
+@pytest.fixture(scope='module')
+def v1_classifier(tmp_path_factory):
+    """A v1 ImageNet classifier with its weights in a checkpoint, exported through the CLI."""
+    tmp = tmp_path_factory.mktemp('cls')
+    torch.manual_seed(0)
+    model = build_model(arch=TINY_V1, num_classes=10)
+    checkpoint = str(tmp / 'classifier.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    path = _export_with_cli(tmp, ['--arch', json.dumps(TINY_V1), '--num-classes', '10', '--checkpoint', checkpoint])
+    return model, path
+
+
+def test_v1_classifier_graph(v1_classifier):
+    _, path = v1_classifier
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3])), dims  # dynamic B, H, W
+    assert all(n.domain in ('', 'ai.onnx') for n in proto.graph.node)  # standard operators only
+    assert not {'Scan', 'Loop'} & {n.op_type for n in proto.graph.node}
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta['mmmsvmamba.preprocess'])['std'] == [58.395, 57.12, 57.375]
+
+
+def test_v1_classifier_matches_pytorch_at_new_sizes(v1_classifier):
+    model, path = v1_classifier
+    session = build_session(path, threads=2)
+    for height, width in ((160, 128), (97, 143)):  # neither is the export's 200x232; 97x143 is odd at each stage
+        errors = compare_with_torch(model, session, _photo(height, width))
+        assert errors['logits'] < TOLERANCE, (height, width, errors)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# UperNet segmentor (mmseg): the ADE20K config with a small backbone and heads
+
+SEG_CONFIG = os.path.join(ROOT, 'configs', 'upernet_msvmamba_t_160k_ade20k.py')
+SEG_OPTIONS = {
+    'model.backbone': dict(_delete_=True, type='MSVMamba', arch=TINY_V3),  # no init_cfg: no ImageNet download
+    'model.decode_head.in_channels': [16, 32, 64, 128], 'model.decode_head.channels': 16,
+    'model.decode_head.num_classes': 5, 'model.auxiliary_head.in_channels': 64,
+    'model.auxiliary_head.channels': 8, 'model.auxiliary_head.num_classes': 5,
+}
+
+
+def test_upernet_segmentor_matches_pytorch_at_new_sizes(tmp_path):
+    pytest.importorskip('mmseg', reason='mmsegmentation is not installed')
+    torch.manual_seed(0)
+    model = build_model(config=SEG_CONFIG, cfg_options=SEG_OPTIONS)
+    info = export_onnx(model, str(tmp_path / 'upernet.onnx'))
+    assert info['outputs'] == ['seg_logits', 'seg_mask']
+    session = build_session(info['path'], threads=2)
+    for height, width in ((160, 128), (97, 143)):
+        images = _photo(height, width)
+        errors = compare_with_torch(model, session, images)
+        assert errors['seg_logits'] < TOLERANCE, (height, width, errors)
+        assert errors['seg_mask'] < 1e-3, (height, width, errors)  # argmax: only near-ties may flip
+        logits, mask = run(session, images)
+        assert logits.shape == (2, 5, height, width) and mask.shape == (2, height, width)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The CLI's answers to user mistakes: one line on stderr, exit status 2, no traceback
+
+@pytest.mark.parametrize('args, message', [
+    (['--arch', 'tinyy', 'x.onnx'], "unknown MSVMamba arch 'tinyy'"),
+    (['--config', 'configs/nope.py', 'x.onnx'], 'config file not found'),
+    (['--arch', 'tiny', '--checkpoint', 'nope.pth', 'x.onnx'], 'checkpoint file not found'),
+    (['--arch', 'tiny', '--verify', '0x5', 'x.onnx'], 'positive sizes'),
+    (['--config', SEG_CONFIG, '--backbone-only', 'x.onnx'], '--backbone-only goes with --arch'),
+    (['--arch', '{"version": "v3"', 'x.onnx'], 'invalid JSON arch dict'),
+    (['x.onnx'], 'one of the arguments --arch --config is required'),
+])
+def test_cli_user_errors(args, message, capsys, tmp_path, monkeypatch):
+    from tests.tools.conftest import load_tool
+    monkeypatch.chdir(ROOT)
+    tool = load_tool('export_onnx')
+    try:
+        status = tool.main(args)
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err

@@ -1,0 +1,101 @@
+"""Export an MSVMamba model to ONNX, runnable by stock onnxruntime (no custom-op library).
+
+    python tools/export_onnx.py --arch tiny out/msvmamba_t.onnx [--checkpoint CKPT] [--backbone-only]
+    python tools/export_onnx.py --config configs/upernet_msvmamba_t_160k_ade20k.py out/upernet_t.onnx \
+        [--checkpoint CKPT] [--cfg-options KEY=VALUE ...]
+    python tools/export_onnx.py --arch tiny out/msvmamba_t.onnx --verify 256x320
+
+Batch, height and width stay dynamic. ``--verify HxW`` runs the file in onnxruntime on a random batch of that size
+and prints the largest difference from PyTorch, relative to the output's largest magnitude. See docs/deploy.md.
+"""
+import argparse
+import json
+import sys
+
+
+def _size(text: str):
+    try:
+        sizes = [int(v) for v in text.lower().split('x')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected HxW or S, got {text!r}') from None
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f'expected HxW or S with positive sizes, got {text!r}')
+    return (sizes[0], sizes[-1])
+
+
+def _arch(text: str):
+    """An arch name, or an arch dict as JSON (e.g. for a small test network)."""
+    if text.lstrip().startswith('{'):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f'--arch: invalid JSON arch dict: {error}') from None
+    return text
+
+
+def _option(text: str):
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A usage mistake: one line on stderr, exit status 2 (argparse's status, without the usage block)."""
+        self.exit(2, f'{self.prog}: error: {message}\n')
+
+
+def parse_args(argv=None):
+    parser = _Parser(prog='export_onnx.py', description=__doc__.split('\n')[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--arch', type=_arch, help='nano | micro | tiny_v1 | tiny | small | base, or a JSON arch '
+                        'dict: its ImageNet classifier (logits), or its backbone with --backbone-only')
+    source.add_argument('--config', help='an mmpretrain classifier or mmseg segmentor config')
+    parser.add_argument('output', help='the .onnx file to write')
+    parser.add_argument('--checkpoint', help='weights: official or mmpretrain for --arch, mmengine for --config')
+    parser.add_argument('--backbone-only', action='store_true', help='with --arch: the four stage outputs')
+    parser.add_argument('--num-classes', type=int, default=1000, help='with --arch: classes of the head')
+    parser.add_argument('--cfg-options', nargs='+', type=_option, default=[], metavar='KEY=VALUE',
+                        help='override config entries (values are JSON when they parse as JSON)')
+    parser.add_argument('--verify', type=_size, metavar='HxW', help='check against PyTorch at this input size')
+    parser.add_argument('--batch', type=int, default=1, help='batch of the --verify check')
+    args = parser.parse_args(argv)
+    if args.backbone_only and args.config:
+        parser.error('--backbone-only goes with --arch')
+    if args.cfg_options and not args.config:
+        parser.error('--cfg-options goes with --config')
+    if args.batch < 1 or args.num_classes < 1:
+        parser.error('--batch and --num-classes must be positive')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmmsvmamba.deploy import DeployError, build_model, export_onnx
+    try:
+        model = build_model(arch=args.arch, config=args.config, checkpoint=args.checkpoint,
+                            backbone_only=args.backbone_only, num_classes=args.num_classes,
+                            cfg_options=dict(args.cfg_options) or None)
+        info = export_onnx(model, args.output)
+    except (DeployError, FileNotFoundError) as error:
+        print(f'export_onnx.py: error: {error}', file=sys.stderr)
+        return 2
+    print(f'wrote {info["path"]}: {info["nodes"]} nodes, opset {info["opset"]}, inputs {info["inputs"]}, '
+          f'outputs {info["outputs"]}, {info["export_s"]} s')
+    if args.verify:
+        import torch
+
+        from mmmsvmamba.deploy.onnxruntime import compare_with_torch
+        errors = compare_with_torch(model, args.output, torch.randn(args.batch, 3, *args.verify))
+        print(f'onnxruntime vs PyTorch at {args.batch}x3x{args.verify[0]}x{args.verify[1]}: ' +
+              ', '.join(f'{name} {err:.2e}' for name, err in errors.items()) +
+              ' (float outputs: max |difference| / max |PyTorch|; integer outputs: fraction that differ)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
