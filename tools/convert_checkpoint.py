@@ -36,7 +36,7 @@ def main(argv=None):
     task = converted['meta']['task']
     if args.config:
         from mmmsvmamba.engine.config import build_model, load_config
-        with usage_errors(ValueError):
+        with usage_errors(FileNotFoundError, ValueError):
             cfg = load_config(args.config)
         if (task == 'classification') != (cfg.default_scope == 'mmpretrain'):
             raise UsageError(f'{args.src} is an official {task} checkpoint, but {args.config} is an '

@@ -4,7 +4,8 @@
 # before training (ValidateBeforeTrainHook) and after, and its predictions are drawn into image files.
 # The detector of configs/mask_rcnn_msvmamba_*_1x.py, narrowed (FPN/heads 64 channels, fewer RoIs) for a CPU.
 _base_ = [
-    '../_base_/models/mask_rcnn_msvmamba_fpn.py', '../_base_/datasets/coco_instance.py', '../_base_/default_runtime_det.py'
+    '../_base_/models/mask_rcnn_msvmamba_fpn.py', '../_base_/datasets/coco_instance.py',
+    '../_base_/default_runtime_det.py'
 ]
 
 classes = ('circle', 'square', 'triangle', 'cross')

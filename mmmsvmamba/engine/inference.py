@@ -35,7 +35,8 @@ def infer(inferencer, image: str, score_thr: float = 0.3) -> Tuple[dict, np.ndar
     ``score_thr``: detection only, the score above which boxes are drawn.
     """
     import mmcv
-    scope = inferencer.cfg.default_scope
+    # mmengine's inferencers (mmdet, mmseg) keep their config as .cfg, mmpretrain's as .config
+    scope = (getattr(inferencer, 'cfg', None) or inferencer.config).default_scope
     with config_scope(scope):
         if scope == 'mmpretrain':
             # this inferencer only draws into a folder

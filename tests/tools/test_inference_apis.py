@@ -15,7 +15,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from mmmsvmamba import MSVMamba
-from mmmsvmamba.engine.config import build_model, config_scope, load_config
+from mmmsvmamba.engine.config import build_model, load_config
 from mmmsvmamba.engine.inference import build_inferencer, infer
 from mmmsvmamba.models import convert_official, load_pretrained
 from mmmsvmamba.models.checkpoint import save_weights_only
@@ -33,7 +33,8 @@ CLS_CONFIG = os.path.join(ROOT, 'configs', 'msvmamba_n_in1k.py')
 # score every class near 1/81, so keep all boxes; 100 proposals instead of 1000 (the RoI heads cost most on a CPU)
 DET_OPTIONS = {'test_dataloader.dataset.pipeline.1.scale': (512, 384), 'model.test_cfg.rcnn.score_thr': 0.0,
                'model.test_cfg.rpn.max_per_img': 100}
-SEG_OPTIONS = {'test_dataloader.dataset.pipeline.1.scale': (512, 160)}
+# (mmseg's inference_model reads test_pipeline, its inferencer test_dataloader's)
+SEG_OPTIONS = {'test_dataloader.dataset.pipeline.1.scale': (512, 160), 'test_pipeline.1.scale': (512, 160)}
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +61,7 @@ def _training_checkpoint(path, cfg, seed):
                          if k.startswith('backbone.') and v.is_floating_point() else v) for k, v in state.items())
     hub = MessageHub(f'inference_{seed}')
     hub.update_scalar('train/loss', np.float64(0.5))
-    torch.save(dict(meta=dict(dataset_meta=None), state_dict=state, message_hub=hub.state_dict()), path)
+    torch.save(dict(meta=dict(seed=0, epoch=12), state_dict=state, message_hub=hub.state_dict()), path)
     return state
 
 

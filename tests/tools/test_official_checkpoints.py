@@ -23,7 +23,8 @@ from mmmsvmamba.engine.config import build_model, load_config
 from tests.official import official_classifier_state_dict, read_key_list, save_official_training_file
 
 from .conftest import ROOT
-# the 3x checkpoints fit the same models (tests/configs checks that 3x and 1x configs build the same model)
+
+# the 3x checkpoints fit the same models (a 3x config inherits its 1x config's model; tests/configs checks it)
 CONFIGS = {
     ('det', 'micro'): ['configs/mask_rcnn_msvmamba_m_1x.py'],
     ('det', 'tiny_v1'): ['configs/mask_rcnn_msvmamba_t-v1_1x.py'],
