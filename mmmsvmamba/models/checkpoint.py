@@ -132,7 +132,8 @@ def _statistics_method(owner, name: str):
 
     A pickled ``HistoryBuffer`` names its statistics methods as ``getattr(HistoryBuffer, 'mean')`` and so on.
     The real ``getattr`` would let a file reach any attribute of any allowed object; this returns public methods of
-    ``HistoryBuffer`` (a stand-in's for a stand-in) and refuses everything else.
+    ``HistoryBuffer`` (and, where HistoryBuffer was read as a :class:`ForeignObject` for want of mmengine, that
+    inert class again) and refuses everything else.
     """
     if owner is ForeignObject:
         return ForeignObject

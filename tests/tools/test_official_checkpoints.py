@@ -1,7 +1,8 @@
 """Official MSVMamba checkpoints load into our configs. Detection/segmentation ones (v1 Micro/Tiny; mmengine-written
 files): directly through mmengine's runner and the mmdet/mmseg API functions (mmmsvmamba.engine's checkpoint
-reader), and through tools/convert_checkpoint.py into a tensors-only file. Classification ones (yacs config
-pickled inside): through tools/convert_checkpoint.py into an mmpretrain classifier's file.
+reader), and converted (mmmsvmamba.models.checkpoint, what tools/convert_checkpoint.py runs) into a tensors-only
+file. Classification ones (yacs config pickled inside): through tools/convert_checkpoint.py into an mmpretrain
+classifier's file; the tool names every key that does not fit the --config model.
 
 The checkpoints are built here in the official layout: backbone keys and shapes from the official key list
 (tests/data/official, measured on the official code), neck/head keys from mmdet 3.3 / mmseg 1.2 (the versions the
@@ -20,6 +21,8 @@ import torch
 from mmengine.logging import MessageHub
 
 from mmmsvmamba.engine.config import build_model, load_config
+from mmmsvmamba.models.checkpoint import (CheckpointError, check_keys, convert_official, load_checkpoint_file,
+                                          save_weights_only)
 from tests.official import official_classifier_state_dict, read_key_list, save_official_training_file
 
 from .conftest import ROOT
@@ -139,23 +142,20 @@ def test_api_functions_load_it_directly(official):
 
 def test_converted_file_is_tensors_only_and_serves_the_api(official, tmp_path):
     out = str(tmp_path / 'converted.pth')
-    result = convert(official['path'], out, '--config', official['config'])
-    assert result.returncode == 0, result.stderr
-    assert f'all {len(official["state_dict"])} tensors of {official["config"]} are in the checkpoint' in result.stdout
+    converted = convert_official(load_checkpoint_file(official['path']))
+    check_keys(converted['state_dict'], official['model'].state_dict(), official['path'], official['config'])
+    save_weights_only(converted, out)
     converted = torch.load(out, weights_only=True)  # no allow-list needed any more
     assert set(converted) == {'meta', 'state_dict'} and converted['meta']['task'] == 'detseg'
     _api_model(official, out)
 
 
-def test_converter_rejects_a_checkpoint_for_another_model(official, tmp_path):
+def test_a_checkpoint_for_another_model_is_named_key_by_key(official):
     other = {'micro': 'tiny_v1', 'tiny_v1': 'micro'}[official['arch']]
     config = CONFIGS[(official['task'], other)][0]
-    out = tmp_path / 'x.pth'
-    result = convert(official['path'], str(out), '--config', config)
-    assert result.returncode == 2 and 'Traceback' not in result.stderr
-    assert re.match(rf'convert_checkpoint.py: error: {re.escape(official["path"])} does not fit {config}; nothing '
-                    r'was written.\n.*(missing|unexpected) .*shape mismatch', result.stderr, re.S), result.stderr
-    assert not out.exists()
+    converted = convert_official(load_checkpoint_file(official['path']))
+    with pytest.raises(CheckpointError, match=r'(?s)does not fit .*(missing|unexpected) .*shape mismatch'):
+        check_keys(converted['state_dict'], _build(config).state_dict(), official['path'], config)
 
 
 @pytest.fixture(scope='module')
@@ -179,6 +179,17 @@ def test_an_official_classification_file_converts_for_mmpretrain(official_nano_c
     torch.testing.assert_close(model.head.fc.weight, state['classifier.head.weight'])
     torch.testing.assert_close(model.backbone.outnorm3.weight, state['classifier.norm.weight'])
     torch.testing.assert_close(model.backbone.layers[2].blocks[4].op.A_logs, state['layers.2.blocks.4.op.A_logs'])
+
+
+def test_the_converter_names_the_keys_of_a_file_for_another_arch(official_nano_classifier, tmp_path):
+    path, _ = official_nano_classifier
+    out = tmp_path / 'x.pth'
+    result = convert(path, str(out), '--config', 'configs/msvmamba_t_in1k.py')  # v1 Nano's keys, v3 Tiny's model
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert re.match(rf'convert_checkpoint.py: error: {re.escape(path)} does not fit configs/msvmamba_t_in1k.py; '
+                    r'nothing was written.\n  missing .*\n  unexpected .*\n  shape mismatch .*', result.stderr,
+                    re.S), result.stderr
+    assert not out.exists()
 
 
 def test_a_classification_file_is_refused_for_a_detection_config(official_nano_classifier, tmp_path):
