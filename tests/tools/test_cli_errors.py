@@ -1,5 +1,6 @@
 """Every tool of this repository answers a user's mistake with one line naming it, `tool.py: error: ...`, and exit
-status 2, without a traceback (mmmsvmamba/cli.py). Run as a user runs them."""
+status 2, without a traceback (mmmsvmamba/cli.py). Run as a user runs them (a tool starts in about 6 s here, most of
+it importing mmdet, mmseg and mmpretrain, so each kind of mistake is tried once, not with every tool)."""
 import os
 import re
 import subprocess
@@ -34,7 +35,6 @@ CASES = [
     (f'train.py {DET} --cfg-options train_dataloader.dataset.data_root=/nonexistent/coco/',
      r'train data not found: /nonexistent/coco/ \(set train_dataloader.dataset.data_root with --cfg-options'),
     (f'train.py {DET} --resume {{tmp}}/missing.pth', '--resume: checkpoint not found: {tmp}/missing.pth'),
-    (f'train.py {DET} --launcher foo', "argument --launcher: invalid choice: 'foo'"),
     (f'train.py {DET} --launcher pytorch', '--launcher pytorch: RANK and WORLD_SIZE are not set'),
     (f'test.py {DET} {{tmp}}/missing.pth', 'checkpoint not found: {tmp}/missing.pth'),
     (f'test.py {DET} {{tmp}}/empty.pth --tta', f'{DET} defines no tta_model / tta_pipeline'),
@@ -42,7 +42,6 @@ CASES = [
      'test data not found: /nonexistent/ade'),
     (f'image_demo.py missing.jpg {DET} --out {{tmp}}/x.jpg', 'image not found: missing.jpg'),
     (f'image_demo.py {PHOTO} {DET} --out {{tmp}}/x.txt', r'--out {tmp}/x.txt: the file name must end in one of'),
-    (f'image_demo.py {PHOTO} configs/nope.py --out {{tmp}}/x.jpg', 'config file not found: configs/nope.py'),
     (f'image_demo.py {PHOTO} {DET} --weights {{tmp}}/missing.pth --out {{tmp}}/x.jpg',
      'checkpoint not found: {tmp}/missing.pth'),
     ('make_demo_data.py --num-train 0', 'argument --num-train: 0 is not above 0'),
