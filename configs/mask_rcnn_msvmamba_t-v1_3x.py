@@ -1,13 +1,9 @@
-# Mask R-CNN + FPN, MSVMamba-T v1 (the arXiv-v1 Tiny) backbone, COCO 2017, 3x schedule with multi-scale + crop training.
-_base_ = './_base_/mask_rcnn_msvmamba_fpn_3x_coco.py'
+# Mask R-CNN + FPN, MSVMamba-T v1 (the arXiv-v1 Tiny) backbone, COCO 2017, 3x schedule:
+# its 1x config trained for 36 epochs with multi-scale + crop augmentation (_base_/mask_rcnn_1x_to_3x.py).
+_base_ = ['./mask_rcnn_msvmamba_t-v1_1x.py', './_base_/mask_rcnn_1x_to_3x.py']
 
-model = dict(
-    backbone=dict(
-        arch='tiny_v1',
-        drop_path_rate=0.2,
-        # The authors publish the v1 ImageNet-1k weights only as a Google Drive folder (README of
-        # github.com/YuHengsss/MSVMamba, branch master): download the tiny_v1 checkpoint to this path, or set
-        # --cfg-options model.backbone.init_cfg.checkpoint=PATH. A missing file stops training with an error
-        # rather than training from random weights.
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/msvmamba_tiny_v1_in1k.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+train_pipeline = _base_.train_pipeline_3x
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+max_epochs = _base_.max_epochs_3x
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = _base_.param_scheduler_3x

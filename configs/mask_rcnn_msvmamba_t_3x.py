@@ -1,10 +1,9 @@
-# Mask R-CNN + FPN, MSVMamba-T (v3) backbone, COCO 2017, 3x schedule with multi-scale + crop training.
-_base_ = './_base_/mask_rcnn_msvmamba_fpn_3x_coco.py'
+# Mask R-CNN + FPN, MSVMamba-T (v3) backbone, COCO 2017, 3x schedule:
+# its 1x config trained for 36 epochs with multi-scale + crop augmentation (_base_/mask_rcnn_1x_to_3x.py).
+_base_ = ['./mask_rcnn_msvmamba_t_1x.py', './_base_/mask_rcnn_1x_to_3x.py']
 
-model = dict(
-    backbone=dict(
-        arch='tiny',
-        drop_path_rate=0.2,
-        # ImageNet-1k weights released by the authors on Hugging Face (downloaded once, then cached)
-        init_cfg=dict(type='Pretrained', checkpoint='https://huggingface.co/YuhengSSS/MSVMamba/resolve/main/msvmambav3_tiny_224.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+train_pipeline = _base_.train_pipeline_3x
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+max_epochs = _base_.max_epochs_3x
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = _base_.param_scheduler_3x

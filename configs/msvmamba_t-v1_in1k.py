@@ -1,5 +1,5 @@
 # MSVMamba-T v1 (the arXiv-v1 Tiny) on ImageNet-1k, 224x224, the official 300-epoch recipe (8 GPUs x 128 images).
-_base_ = './_base_/msvmamba_in1k.py'
+_base_ = './_base_/msvmamba_classifier_300e_in1k.py'
 
 model = dict(
     backbone=dict(arch='tiny_v1', drop_path_rate=0.2),

@@ -7,15 +7,16 @@ The config's default_scope (mmdet / mmseg / mmpretrain) decides which library ru
 it with several processes.
 """
 import argparse
-import os
+import sys
 
 from mmengine.config import ConfigDict
 
-from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, enable_drawing,
-                                      end_distributed, load_config, parse_runner_args)
+from mmmsvmamba.cli import UsageError, existing_file, run
+from mmmsvmamba.engine.launch import (adapt_to_cpu_distributed, add_runner_args, build_runner, check_data,
+                                      enable_drawing, end_distributed, load_config, parse_runner_args)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test an MSVMamba detector, segmentor or classifier')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file (ours, or an official one, see docs/model_zoo.md)')
@@ -25,24 +26,23 @@ def parse_args():
                         'multi-scale + flip mIoU (MS) of the segmentation configs')
     parser.add_argument('--out', help='also dump the raw predictions to this pickle file')
     add_runner_args(parser, 'test_dataloader.batch_size=4')
-    return parse_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
-    if not os.path.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg.load_from = args.checkpoint
+    cfg.load_from = existing_file('checkpoint', args.checkpoint)
     cfg.resume = False
     if args.show_dir:
         enable_drawing(cfg, args.show_dir)
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError(f'{args.config} defines no tta_model / tta_pipeline, so --tta has nothing to run')
+            raise UsageError(f'{args.config} defines no tta_model / tta_pipeline, so --tta has nothing to run')
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
+    check_data(cfg, ('test', ))
     adapt_to_cpu_distributed(cfg)
     runner = build_runner(cfg)
     if args.out:
@@ -50,7 +50,8 @@ def main():
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
     end_distributed()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -3,7 +3,10 @@
 # learn on 2 CPU cores in a few minutes. `make demo` runs it through tools/demo.py: the model is evaluated
 # before training (ValidateBeforeTrainHook) and after, and its predictions are drawn into image files.
 # The detector of configs/mask_rcnn_msvmamba_*_1x.py, narrowed (FPN/heads 64 channels, fewer RoIs) for a CPU.
-_base_ = ['../_base_/models/mask_rcnn_msvmamba_fpn.py', '../_base_/default_runtime_det.py']
+_base_ = [
+    '../_base_/models/mask_rcnn_msvmamba_fpn.py', '../_base_/datasets/coco_instance.py',
+    '../_base_/default_runtime_det.py'
+]
 
 classes = ('circle', 'square', 'triangle', 'cross')
 palette = [(220, 20, 60), (0, 128, 255), (255, 160, 0), (60, 180, 75)]
@@ -38,6 +41,7 @@ model = dict(
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100), rcnn=dict(max_per_img=50)))
 
+# the COCO data settings of ../_base_/datasets/coco_instance.py, pointed at the generated set
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=classes, palette=palette)
 # the generated images are 112-192 pixels a side: keep them at full resolution, small shapes are 10 pixels
@@ -60,34 +64,26 @@ train_dataloader = dict(
     # main-process loading: no worker start-up cost per epoch on 2 cores, and exact resume (see RNGStateHook)
     num_workers=0,
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type='CocoDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='train/'),
         # keep the images without objects: they are trained on as pure background
-        filter_cfg=dict(filter_empty_gt=False),
+        filter_cfg=dict(_delete_=True, filter_empty_gt=False),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_val.json',
         data_prefix=dict(img='val/'),
-        test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json',
-                     metric=['bbox', 'segm'])
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
 max_epochs = 12

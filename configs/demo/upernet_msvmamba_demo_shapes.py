@@ -5,7 +5,7 @@
 # The segmentor of configs/upernet_msvmamba_*_160k_ade20k.py, narrowed for a CPU: the detection demo's 1.2M v3
 # backbone, heads of 128/64 channels (64/32 learnt the classes one at a time; docs/detection_segmentation.md),
 # BN instead of SyncBN so that it also runs in CPU-only distributed mode, 128x128 crops.
-_base_ = ['../_base_/models/upernet_msvmamba.py', '../_base_/default_runtime_seg.py']
+_base_ = ['../_base_/models/upernet_msvmamba.py', '../_base_/datasets/ade20k.py', '../_base_/default_runtime_seg.py']
 
 classes = ('background', 'circle', 'square', 'triangle', 'cross')
 palette = [[40, 40, 40], [220, 20, 60], [0, 128, 255], [255, 160, 0], [60, 180, 75]]
@@ -23,6 +23,7 @@ model = dict(
         in_channels=[32, 64, 128, 256], channels=128, num_classes=len(classes), norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=128, channels=64, num_classes=len(classes), norm_cfg=norm_cfg))
 
+# the ADE20K data settings of ../_base_/datasets/ade20k.py, pointed at the generated set
 data_root = 'data/demo/ade'
 metainfo = dict(classes=classes, palette=palette)
 train_pipeline = [
@@ -47,24 +48,11 @@ train_dataloader = dict(
     batch_size=4,
     # one worker: iteration-based resume is only exact when augmentations run in workers (see RNGStateHook)
     num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        **dataset,
-        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        **dataset,
-        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
-        pipeline=test_pipeline))
+    dataset=dict(**dataset, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(**dataset, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # IoU and accuracy of each class as scalars: tools/demo.py requires every shape class to be learnt
-val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(type='PerClassIoUMetric')
 test_evaluator = val_evaluator
 
 max_iters = 600

@@ -1,12 +1,15 @@
-"""What tools/train.py and tools/test.py share: arguments, config preparation, CPU-only distributed runs, runners.
+"""What tools/train.py and tools/test.py share: arguments, config preparation and checks, CPU-only distributed runs,
+runners.
 
 The same tools serve detection, segmentation and classification configs: the config's ``default_scope``
-('mmdet', 'mmseg' or 'mmpretrain') decides which library's registries the runner uses.
+('mmdet', 'mmseg' or 'mmpretrain') decides which library's registries the runner uses. What can only be the user's
+mistake (a missing config, checkpoint or dataset, an unknown arch, an option the config cannot take) raises
+:class:`mmmsvmamba.cli.UsageError` before anything is built.
 """
 import argparse
 import os
 import os.path as osp
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
@@ -14,6 +17,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..cli import UsageError, usage_errors
+from ..models import MSVMamba
 from . import config
 
 
@@ -28,8 +33,8 @@ def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    args = parser.parse_args()
+def parse_runner_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -39,14 +44,68 @@ def load_config(path: str, launcher: str = 'none', cfg_options: Optional[dict] =
     """A config ready for the runner: :func:`mmmsvmamba.engine.config.load_config`, the launcher and the work dir.
 
     The work dir is, in this order: ``work_dir``, the config's own ``work_dir``, ``./work_dirs/<config name>``.
+    A missing config file, a ``default_scope`` of no library, an unknown backbone arch, or ``launcher='pytorch'``
+    outside torchrun raise :class:`~mmmsvmamba.cli.UsageError`.
     """
-    cfg = config.load_config(path, cfg_options)
+    with usage_errors(FileNotFoundError, ValueError):
+        cfg = config.load_config(path, cfg_options)
+    check_backbone(cfg)
+    if launcher == 'pytorch' and not all(k in os.environ for k in ('RANK', 'WORLD_SIZE')):
+        raise UsageError('--launcher pytorch: RANK and WORLD_SIZE are not set; start the tool with torchrun '
+                         '(tools/dist_train.sh, tools/dist_test.sh)')
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def check_backbone(cfg: Config) -> None:
+    """An MSVMamba backbone's ``arch`` must name an arch or be a valid arch dict (a UsageError naming the choices)."""
+    backbone = cfg.get('model', {}).get('backbone') or {}
+    if backbone.get('type') == 'MSVMamba':
+        with usage_errors(ValueError, TypeError):
+            MSVMamba.parse_arch(backbone.get('arch', 'tiny'))
+
+
+def _datasets(dataset: dict) -> Iterator[dict]:
+    """The leaf dataset configs of a (possibly wrapped or concatenated) dataset config."""
+    if 'dataset' in dataset:
+        yield from _datasets(dataset['dataset'])
+    elif 'datasets' in dataset:
+        for inner in dataset['datasets']:
+            yield from _datasets(inner)
+    else:
+        yield dataset
+
+
+def check_data(cfg: Config, splits: Sequence[str]) -> None:
+    """The data of the ``splits`` ('train', 'val', 'test') must exist: each dataset's ``data_root``, ``ann_file`` and
+    ``data_prefix`` folders, and an evaluator's ``ann_file``. A UsageError names the first missing one and how to
+    point the config elsewhere."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader or (split != 'train' and cfg.get(f'{split}_cfg') is None):
+            continue
+        for dataset in _datasets(loader['dataset']):
+            root = dataset.get('data_root') or ''
+            paths = [root] if root else []
+            if isinstance(dataset.get('ann_file'), str) and dataset['ann_file']:
+                paths.append(osp.join(root, dataset['ann_file']))
+            prefixes = dataset.get('data_prefix') or {}
+            paths += [osp.join(root, p) for p in (prefixes.values() if isinstance(prefixes, dict) else [prefixes])
+                      if isinstance(p, str) and p]
+            for path in paths:
+                if '://' not in path and not osp.exists(path):
+                    raise UsageError(f'{split} data not found: {path} (set {split}_dataloader.dataset.data_root with '
+                                     '--cfg-options, or see docs/detection_segmentation.md for where data go)')
+        evaluators = cfg.get(f'{split}_evaluator') if split != 'train' else None
+        for evaluator in (evaluators if isinstance(evaluators, (list, tuple)) else [evaluators or {}]):
+            ann_file = evaluator.get('ann_file')
+            if isinstance(ann_file, str) and not osp.exists(ann_file):
+                raise UsageError(f'{split} annotations not found: {ann_file} (set {split}_evaluator.ann_file with '
+                                 '--cfg-options)')
 
 
 def adapt_to_cpu_distributed(cfg: Config) -> bool:
@@ -101,7 +160,7 @@ def enable_drawing(cfg: Config, show_dir: str):
     """
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise ValueError('the config has no default_hooks.visualization, so predictions cannot be drawn; add the '
+        raise UsageError('the config has no default_hooks.visualization, so predictions cannot be drawn; add the '
                          'visualisation hook of its library (see configs/_base_/default_runtime_*.py)')
     scope = cfg.default_scope
     if scope == 'mmdet':

@@ -1,15 +1,16 @@
-"""Every config loads, builds its model, carries the issue's hyper-parameters, and trains one step on CPU."""
+"""Every config loads, builds its model (with the official parameter counts), carries the issue's hyper-parameters,
+is listed in the metafile with the figures of its model, and trains one step on CPU."""
 import glob
-import importlib
 import os
 import re
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from mmmsvmamba import MSVMamba
+from mmmsvmamba.analysis import published, published_figures
+from mmmsvmamba.engine.config import build_model, load_config
+from tests.official import facts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'),
@@ -20,11 +21,6 @@ CLS = [c for c in CONFIGS if re.fullmatch(r'configs/msvmamba_[a-z1-]+_in1k\.py',
 DEMO = [c for c in CONFIGS if c.startswith('configs/demo/')]
 ALIASES = {'n': 'nano', 'm': 'micro', 't-v1': 'tiny_v1', 't': 'tiny', 's': 'small', 'b': 'base'}
 HF = 'https://huggingface.co/YuhengSSS/MSVMamba/resolve/main/msvmambav3_{}_224.pth'
-# exact parameter counts of the official models (issue 3 table): classifier, and backbone with 4 output norms
-CLS_PARAMS = dict(nano=6_864_136, micro=11_879_272, tiny_v1=33_046_312, tiny=32_263_720, small=50_216_296,
-                  base=90_591_976)
-BACKBONE_PARAMS = dict(nano=6_479_808, micro=11_367_168, tiny_v1=32_278_656, tiny=31_496_064, small=49_448_640,
-                       base=89_568_768)
 
 
 def _alias(config):
@@ -32,13 +28,11 @@ def _alias(config):
 
 
 def _load(config):
-    return Config.fromfile(os.path.join(ROOT, config))
+    return load_config(os.path.join(ROOT, config))
 
 
 def _build(cfg):
-    init_default_scope(cfg.default_scope)
-    models = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
-    return models.build(cfg.model)
+    return build_model(cfg)
 
 
 def test_the_full_set_of_configs_exists():
@@ -128,20 +122,27 @@ def test_imagenet_recipe(config):
     assert any(h['type'] == 'EMAHook' for h in cfg.custom_hooks)
 
 
-def _metafile():
-    import yaml
-    with open(os.path.join(ROOT, 'configs', 'metafile.yml')) as f:
-        return {m['Config']: m for m in yaml.safe_load(f)['Models']}
+def _name(config):
+    return os.path.splitext(os.path.basename(config))[0]
 
 
 def test_metafile_lists_every_config():
-    models = _metafile()
+    import yaml
+    with open(os.path.join(ROOT, 'configs', 'metafile.yml')) as f:
+        models = {m['Config']: m for m in yaml.safe_load(f)['Models']}
     assert sorted(models) == sorted(DET + SEG + CLS)
     with open(os.path.join(ROOT, 'model-index.yml')) as f:
         assert 'configs/metafile.yml' in f.read()
     for config, model in models.items():
-        assert model['Name'] == os.path.splitext(os.path.basename(config))[0]
-        assert model['In Collection'] == 'MSVMamba' and model['Metadata']['Parameters'] > 0
+        assert model['Name'] == _name(config) and model['In Collection'] == 'MSVMamba'
+    assert sorted(e.config for e in published_figures().values() if e.config) == sorted(DET + SEG + CLS)
+
+
+@pytest.mark.parametrize('config', DET + SEG + CLS)
+def test_metafile_entry_describes_the_configs_model(config):
+    cfg, entry = _load(config), published(_name(config))
+    assert entry.config == config and entry.scope == cfg.default_scope
+    assert entry.arch == ALIASES[_alias(config)] == cfg.model.backbone.arch
 
 
 @pytest.mark.parametrize('config', CONFIGS)
@@ -151,11 +152,11 @@ def test_model_builds(config):
     arch = model.backbone.arch
     params = sum(p.numel() for p in model.backbone.parameters())
     if config in DET + SEG + CLS:
-        assert sum(p.numel() for p in model.parameters()) == _metafile()[config]['Metadata']['Parameters']
+        assert sum(p.numel() for p in model.parameters()) == published(_name(config)).params
     if config in CLS:
-        assert sum(p.numel() for p in model.parameters()) == CLS_PARAMS[ALIASES[_alias(config)]]
+        assert sum(p.numel() for p in model.parameters()) == facts(ALIASES[_alias(config)])['params_cls_model']
     elif config in DET + SEG:
-        assert params == BACKBONE_PARAMS[ALIASES[_alias(config)]]
+        assert params == facts(ALIASES[_alias(config)])['params_mm_backbone_with_outnorms']
         assert arch == MSVMamba.parse_arch(ALIASES[_alias(config)])
 
 
@@ -217,6 +218,19 @@ def test_3x_configs_train_the_same_model_as_1x():
     for config in DET:
         if config.endswith('_3x.py'):
             assert _load(config).model == _load(config.replace('_3x.py', '_1x.py')).model
+
+
+@pytest.mark.parametrize('config', [c for c in DET if c.endswith('_3x.py')])
+def test_3x_config_is_its_1x_config_with_another_schedule_and_pipeline(config):
+    three, one = _load(config).to_dict(), _load(config.replace('_3x.py', '_1x.py')).to_dict()
+    # the recipe's own names, suffixed _3x because two bases of one config may not share a name
+    assert set(three) - set(one) == {'multi_scales', 'train_pipeline_3x', 'max_epochs_3x', 'param_scheduler_3x'}
+    assert {k for k in one if three[k] != one[k]} == {'train_pipeline', 'train_dataloader', 'max_epochs',
+                                                       'train_cfg', 'param_scheduler'}
+    assert three['train_pipeline'] == three['train_pipeline_3x'] == three['train_dataloader']['dataset']['pipeline']
+    one['train_dataloader']['dataset']['pipeline'] = three['train_pipeline']
+    assert three['train_dataloader'] == one['train_dataloader']
+    assert three['train_cfg'] == dict(one['train_cfg'], max_epochs=36) and three['max_epochs'] == 36
 
 
 @pytest.mark.parametrize('config', [c for c in DET if c.endswith('_1x.py')])

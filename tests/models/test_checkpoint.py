@@ -1,31 +1,21 @@
-"""Loading official checkpoints: every container layout, foreign pickled classes (read as data, no code run),
-loud failures on missing / unexpected / mis-shaped keys, and init_cfg."""
+"""Official checkpoints: every container layout, foreign pickled classes (read as data, no code run), loud failures
+on missing / unexpected / mis-shaped keys, init_cfg, and the conversion of official files into weights-only ones."""
 import os
 import pickle
 import subprocess
 import sys
-import types
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 
 from mmmsvmamba import MSVMamba
-from mmmsvmamba.models.checkpoint import CheckpointError, load_checkpoint_file, load_pretrained, official_to_mmpretrain
-
-ARCH = dict(version='v3', dims=24, depths=[1, 1, 1, 1], ssm_ratio=1.0, ffn_ratio=4, gate=False)
-
-
-def official_classifier_state_dict(arch=ARCH, seed=0):
-    """A state dict in the official classification layout: backbone keys + classifier.norm/head."""
-    torch.manual_seed(seed)
-    model = MSVMamba(arch, out_indices=(3, ))
-    state = OrderedDict((k, v + 0.01 * torch.randn_like(v)) for k, v in model.state_dict().items()
-                        if not k.startswith('outnorm'))
-    width = model.dims[3]
-    state.update({'classifier.norm.weight': torch.rand(width), 'classifier.norm.bias': torch.rand(width),
-                  'classifier.head.weight': torch.rand(10, width), 'classifier.head.bias': torch.rand(10)})
-    return state
+from mmmsvmamba.models.checkpoint import (CheckpointError, ForeignObject, check_keys, convert_official,
+                                          load_checkpoint_file, load_pretrained, official_task, official_to_mmpretrain,
+                                          save_weights_only, strip_prefix)
+from tests.official import FIXTURE_ARCH as ARCH
+from tests.official import official_classifier_state_dict, save_official_training_file, save_with_foreign_class
 
 
 def assert_backbone_loaded(model, state):
@@ -62,23 +52,6 @@ def test_checkpoint_key_selects_entry(tmp_path):
     assert_backbone_loaded(model, ema)
     with pytest.raises(CheckpointError, match=r"no entry 'ema'"):
         load_pretrained(MSVMamba(ARCH), str(path), checkpoint_key='ema')
-
-
-def save_with_foreign_class(path, payload, module_name, class_name, cls_body):
-    """Pickle ``payload`` with an instance of a class that exists only while saving (like yacs.config.CfgNode)."""
-    parts = module_name.split('.')
-    names = ['.'.join(parts[:i + 1]) for i in range(len(parts))]
-    modules = {name: types.ModuleType(name) for name in names}
-    cls = type(class_name, cls_body[0], dict(cls_body[1], __module__=module_name))
-    setattr(modules[module_name], class_name, cls)
-    for parent, child in zip(names, names[1:]):
-        setattr(modules[parent], child.rsplit('.', 1)[1], modules[child])
-    sys.modules.update(modules)
-    try:
-        torch.save(payload(cls), path)
-    finally:
-        for name in names:
-            del sys.modules[name]
 
 
 def test_official_training_file_with_yacs_config(tmp_path):
@@ -182,7 +155,93 @@ def test_not_a_checkpoint_error(tmp_path):
 
 
 def test_official_to_mmpretrain_keys():
-    converted = official_to_mmpretrain(official_classifier_state_dict())
-    assert 'backbone.outnorm3.weight' in converted and 'head.fc.weight' in converted
-    assert 'backbone.layers.0.blocks.0.op.Ds' in converted
-    assert not any(k.startswith('classifier') or k.startswith('backbone.classifier') for k in converted)
+    state = official_classifier_state_dict()
+    converted = official_to_mmpretrain({'model': state, 'epoch': 299})
+    expected = {('backbone.outnorm3.' + k[len('classifier.norm.'):]) if k.startswith('classifier.norm.') else
+                ('head.fc.' + k[len('classifier.head.'):]) if k.startswith('classifier.head.') else 'backbone.' + k: k
+                for k in state}
+    assert list(converted) == list(expected)
+    for new, old in expected.items():
+        assert converted[new] is state[old], new
+
+
+def test_strip_prefix_only_where_present():
+    assert list(strip_prefix({'module.a': 1, 'b': 2, 'x.module.c': 3})) == ['a', 'b', 'x.module.c']
+    assert list(strip_prefix({'backbone.a': 1, 'neck.b': 2}, 'backbone.')) == ['a', 'neck.b']
+
+
+def test_key_report_names_every_kind_of_mismatch():
+    own = {'a': torch.zeros(2), 'b': torch.zeros(3), 'c': torch.zeros(1)}
+    check_keys({'a': torch.ones(2), 'b': torch.ones(3), 'c': torch.ones(1)}, own, 'x.pth', 'the model')
+    with pytest.raises(CheckpointError) as info:
+        check_keys({'a': torch.ones(2), 'b': torch.ones(4), 'd': torch.ones(1)}, own, 'x.pth', 'the model',
+                   outcome='nothing was written', hint='a hint')
+    assert str(info.value) == ("x.pth does not fit the model; nothing was written.\n  missing (1): ['c']\n"
+                               "  unexpected (1): ['d']\n  shape mismatch (1): ['b: checkpoint (4,) vs model (3,)']\n"
+                               'a hint')
+
+
+@pytest.mark.parametrize('checkpoint_key', [None, 'model_ema'])
+def test_convert_an_official_classification_file(tmp_path, checkpoint_key):
+    state = official_classifier_state_dict()
+    save_official_training_file(tmp_path / 'official.pth', state, ema_offset=1)
+    ckpt = load_checkpoint_file(str(tmp_path / 'official.pth'))
+    assert isinstance(ckpt['config'], ForeignObject) and official_task(ckpt) == 'classification'
+    converted = convert_official(ckpt, checkpoint_key)
+    assert converted['meta'] == dict(task='classification', entry=checkpoint_key or 'model')
+    expected = official_to_mmpretrain(ckpt, checkpoint_key=checkpoint_key)
+    assert list(converted['state_dict']) == list(expected)
+    offset = 0 if checkpoint_key is None else 1
+    torch.testing.assert_close(converted['state_dict']['head.fc.weight'], state['classifier.head.weight'] + offset)
+    save_weights_only(converted, str(tmp_path / 'out' / 'converted.pth'))
+    again = torch.load(tmp_path / 'out' / 'converted.pth', weights_only=True)
+    assert list(again['state_dict']) == list(expected)
+
+
+def _detector_state():
+    backbone = OrderedDict((f'backbone.{k}', v) for k, v in MSVMamba(ARCH).state_dict().items())
+    return OrderedDict(**backbone, **{'neck.conv.weight': torch.ones(4, 8, 1, 1), 'rpn_head.bias': torch.zeros(4)})
+
+
+def test_convert_an_official_detection_file(tmp_path):
+    hub = pytest.importorskip('mmengine.logging').MessageHub('official')
+    hub.update_scalar('train/loss', np.float64(0.5))
+    state = _detector_state()
+    ckpt = dict(meta=dict(mmengine_version='0.10.1', dataset_meta=dict(classes=('a', 'b'))),
+                state_dict=OrderedDict((f'module.{k}', v) for k, v in state.items()), message_hub=hub.state_dict(),
+                optimizer=dict(state={}, param_groups=[]))
+    assert official_task(ckpt) == 'detseg'
+    converted = convert_official(ckpt)
+    assert converted['meta'] == dict(task='detseg', dataset_meta=dict(classes=('a', 'b')),
+                                     converted_from_mmengine='0.10.1')
+    assert list(converted['state_dict']) == list(state)
+    with pytest.raises(CheckpointError, match="keeps its weights under state_dict, not 'model_ema'"):
+        convert_official(ckpt, 'model_ema')
+
+
+def test_a_backbone_loads_from_an_mmengine_detector_file(tmp_path):
+    """init_cfg may name a detector's checkpoint (message hub and all): its backbone.* weights load."""
+    hub = pytest.importorskip('mmengine.logging').MessageHub('det')
+    hub.update_scalar('train/loss', np.float64(0.5))
+    state = OrderedDict((k, v + 0.5) for k, v in _detector_state().items())
+    path = tmp_path / 'epoch_12.pth'
+    torch.save(dict(state_dict=state, message_hub=hub.state_dict()), path)
+    model = MSVMamba(ARCH)
+    assert load_pretrained(model, str(path))['missing_outnorm'] == []
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[f'backbone.{key}'])
+
+
+@pytest.mark.parametrize('ckpt, message', [
+    ({'epoch': 3}, 'not an official MSVMamba checkpoint'),
+    ({'state_dict': {'backbone.a': torch.ones(1)}}, 'not an official MSVMamba checkpoint'),
+    ({'state_dict': {'backbone.a': torch.ones(1), 'neck.b': 'text'}}, 'not tensors: ..neck.b'),
+])
+def test_files_that_are_no_official_checkpoint(ckpt, message):
+    with pytest.raises(CheckpointError, match=message):
+        convert_official(ckpt)
+
+
+def test_save_weights_only_refuses_what_a_plain_load_cannot_read(tmp_path):
+    with pytest.raises(CheckpointError, match='holds more than tensors and plain data'):
+        save_weights_only(dict(meta=ForeignObject(), state_dict={}), str(tmp_path / 'x.pth'))

@@ -1,52 +1,35 @@
 """MSVMamba backbone: the official numbers (params, keys, fixture outputs), the spec for every version/gate
 combination, and the mmdet/mmseg conventions (out_indices, frozen_stages, norm_eval, with_cp, errors)."""
-import json
-import re
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import torch
 
 from mmmsvmamba import MSVMamba
 from tests.models.spec_reference import expected_stage_sizes, reference_backbone
-
-OFFICIAL = Path(__file__).parents[1] / 'data' / 'official'
-FACTS = json.loads((OFFICIAL / 'official_facts.json').read_text())['variants']
-ARCH_TO_FACTS = dict(nano='v1_nano', micro='v1_micro', tiny_v1='v1_tiny', tiny='v3_tiny', small='v3_small',
-                     base='v3_base')
-FIXTURE_ARCH = dict(version='v3', dims=24, depths=[1, 1, 1, 1], ssm_ratio=1.0, ffn_ratio=4, gate=False)
+from tests.official import ARCH_TO_FACTS, FIXTURE_ARCH, facts, load_fixture, read_key_list
 
 
 @pytest.fixture(scope='module')
 def fixture_data():
-    return torch.load(OFFICIAL / 'msvmamba_v3_tiny_d1111_w24.pt', weights_only=True)
+    return load_fixture()
 
 
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def read_key_list(name):
-    keys = OrderedDict()
-    for line in (OFFICIAL / name).read_text().splitlines():
-        if line and not line.startswith('#'):
-            key, shape = line.split('\t')[:2]
-            keys[key] = tuple(int(s) for s in re.findall(r'\d+', shape))
-    return keys
-
-
 @pytest.mark.parametrize('arch', list(ARCH_TO_FACTS))
 def test_parameter_count_matches_official_wrapper(arch):
     model = MSVMamba(arch)
-    assert n_params(model) == FACTS[ARCH_TO_FACTS[arch]]['params_mm_backbone_with_outnorms']
+    assert n_params(model) == facts(arch)['params_mm_backbone_with_outnorms']
 
 
 @pytest.mark.parametrize('arch', list(ARCH_TO_FACTS))
 def test_bare_backbone_count_and_aliases(arch):
     """Without out norms but one, the count is the official bare backbone plus that norm."""
     model = MSVMamba(arch, out_indices=(3, ))
-    expected = FACTS[ARCH_TO_FACTS[arch]]['params_without_classifier'] + 2 * model.dims[3]
+    expected = facts(arch)['params_without_classifier'] + 2 * model.dims[3]
     assert n_params(model) == expected
     alias = dict(nano='n', micro='m', tiny_v1='t_v1', tiny='t', small='s', base='b')[arch]
     assert MSVMamba.parse_arch(alias) == MSVMamba.parse_arch(arch.upper())
@@ -67,10 +50,9 @@ def test_state_dict_keys_and_shapes_are_official(arch, key_file, extra_file):
 
 @pytest.mark.parametrize('arch', ['small', 'base', 'nano', 'micro'])
 def test_state_dict_key_counts(arch):
-    facts = FACTS[ARCH_TO_FACTS[arch]]
     keys = MSVMamba(arch).state_dict().keys()
     # official classification model keys, minus classifier norm/head (4), plus 4 outnorms x 2
-    assert len(keys) == facts['n_state_dict_keys'] - 4 + 8
+    assert len(keys) == facts(arch)['n_state_dict_keys'] - 4 + 8
 
 
 def load_fixture_backbone(data, **kwargs):

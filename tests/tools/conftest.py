@@ -20,7 +20,8 @@ def demo_options(coco_root: str, epochs: int) -> list:
     """--cfg-options that point the detection demo at the COCO set in ``coco_root`` and shorten it to ``epochs``."""
     data_root = os.path.dirname(coco_root.rstrip('/'))
     assert os.path.basename(coco_root.rstrip('/')) == 'coco', 'the demo looks for <data root>/coco'
-    return load_tool('demo').data_root_options('det', data_root) + [
+    from mmmsvmamba.engine.demo import data_root_options
+    return data_root_options('det', data_root) + [
         f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
         'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1'
     ]
@@ -44,12 +45,3 @@ def run_tool(args: list, timeout: int = 600, env_extra: dict = None) -> subproce
     if proc.returncode != 0:
         raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n{stdout[-4000:]}\n{stderr[-8000:]}')
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
-
-
-def load_tool(name: str):
-    """Import tools/<name>.py as a module (tools/ is a folder of scripts, not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'tools_{name}', os.path.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

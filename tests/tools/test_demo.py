@@ -1,12 +1,14 @@
-"""tools/demo.py reads the evaluations of a training run and gates on them: a segmentor that labels every pixel
-background, or that learnt only some of the shapes, must fail the seg demo."""
+"""The demos (mmmsvmamba/engine/demo.py, tools/demo.py) read the evaluations of a training run and gate on them: a
+segmentor that labels every pixel background, or that learnt only some of the shapes, must fail the seg demo."""
 import glob
 import json
 import math
 import os
 import sys
 
-from .conftest import load_tool, run_tool
+from mmmsvmamba.engine import demo
+
+from .conftest import run_tool
 
 SHAPES = ('circle', 'square', 'triangle', 'cross')
 
@@ -25,12 +27,10 @@ def _seg_record(miou, macc, background, shapes, step):
 
 
 def _seg_gate(before, after):
-    demo = load_tool('demo')
     return demo.gains_and_shortfalls(before, after, demo.DEMOS['seg']['gated'], 1.0, 10.0)
 
 
 def test_seg_gate_reads_the_evaluations_and_rejects_an_all_background_model(tmp_path):
-    demo = load_tool('demo')
     # session 2's seg demo: every pixel background after training; training losses logged in between
     _write_scalars(tmp_path, [_seg_record(2.8, 23.4, 9.1, (1.0, 3.0, 0.5, 0.4), step=0), dict(loss=0.6, step=20),
                               _seg_record(18.0, 20.0, 90.0, (0.0, 0.0, 0.0, 0.0), step=600)])
@@ -58,7 +58,6 @@ def test_missing_or_nan_metrics_fail_the_gate():
 
 
 def test_det_gate_is_box_map_in_points():
-    demo = load_tool('demo')
     before, after = {'coco/bbox_mAP': 0.0}, {'coco/bbox_mAP': 0.132}
     gains, short = demo.gains_and_shortfalls(before, after, demo.DEMOS['det']['gated'], 100.0, 8.0)
     assert round(gains['coco/bbox_mAP'], 6) == 13.2 and short == {}

@@ -1,14 +1,27 @@
-"""The mmdet, mmseg and mmpretrain inference APIs with our configs, on a real photograph (random weights:
-the assertions are about structure, shapes and value ranges), and tools/image_demo.py drawing the results."""
+"""The mmdet, mmseg and mmpretrain inference APIs run this package's backbone with the weights they were given: the
+model they build holds our MSVMamba with every tensor of the checkpoint (read by mmmsvmamba.engine's loader, message
+hub and all), their predictions change when the backbone weights change, and what the backbone computes inside the
+API equals a standalone MSVMamba loaded with the package's own loader; a converted official classification file
+gives the official classifier's scores. tools/image_demo.py draws the results into files."""
 import os
+import subprocess
+import sys
+from collections import OrderedDict
 
 import mmcv
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.logging import MessageHub
 
-from .conftest import ROOT, load_tool
+from mmmsvmamba import MSVMamba
+from mmmsvmamba.engine.config import build_model, load_config
+from mmmsvmamba.engine.inference import build_inferencer, infer
+from mmmsvmamba.models import convert_official, load_pretrained
+from mmmsvmamba.models.checkpoint import save_weights_only
+from tests.official import official_classifier_state_dict, save_official_training_file
+
+from .conftest import ROOT
 
 PHOTO = os.path.join(ROOT, 'tests', 'data', 'grace_hopper.jpg')
 HEIGHT, WIDTH = 600, 512
@@ -16,6 +29,12 @@ DET_CONFIG = os.path.join(ROOT, 'configs', 'mask_rcnn_msvmamba_n_1x.py')
 DET_V3_CONFIG = os.path.join(ROOT, 'configs', 'mask_rcnn_msvmamba_t_1x.py')
 SEG_CONFIG = os.path.join(ROOT, 'configs', 'upernet_msvmamba_m_160k_ade20k.py')
 CLS_CONFIG = os.path.join(ROOT, 'configs', 'msvmamba_n_in1k.py')
+# a smaller test scale keeps CPU inference quick (results still come back at the photo's resolution); random heads
+# score every class near 1/81, so keep all boxes; 100 proposals instead of 1000 (the RoI heads cost most on a CPU)
+DET_OPTIONS = {'test_dataloader.dataset.pipeline.1.scale': (512, 384), 'model.test_cfg.rcnn.score_thr': 0.0,
+               'model.test_cfg.rpn.max_per_img': 100}
+# (mmseg's inference_model reads test_pipeline, its inferencer test_dataloader's)
+SEG_OPTIONS = {'test_dataloader.dataset.pipeline.1.scale': (512, 160), 'test_pipeline.1.scale': (512, 160)}
 
 
 @pytest.fixture(autouse=True)
@@ -26,96 +45,184 @@ def no_downloads(monkeypatch):
     monkeypatch.setattr(torch.hub, 'download_url_to_file', refuse)
 
 
-def _det_cfg(path=DET_CONFIG):
-    cfg = Config.fromfile(path)
-    # a smaller test scale keeps CPU inference quick; results still come back at the photo's resolution
-    cfg.test_dataloader.dataset.pipeline[1].scale = (512, 384)
-    # random weights score every class near 1/81: keep all boxes so the output has content to check
-    cfg.model.test_cfg.rcnn.score_thr = 0.0
-    # 100 instead of 1000 proposals: the RoI heads, not the backbone, cost most on a CPU
-    cfg.model.test_cfg.rpn.max_per_img = 100
+def _config(path, options):
+    cfg = load_config(path, options)
+    cfg.model.backbone.init_cfg = None  # the ImageNet weights are not here; the checkpoints below replace them
     return cfg
 
 
-def _seg_cfg():
-    cfg = Config.fromfile(SEG_CONFIG)
-    cfg.test_dataloader.dataset.pipeline[1].scale = (512, 160)
-    return cfg
+def _training_checkpoint(path, cfg, seed):
+    """A checkpoint as mmengine writes it (message hub with HistoryBuffers of numpy values) of the config's model,
+    whose backbone weights are the init plus seed-dependent noise; returns its state dict."""
+    torch.manual_seed(0)
+    state = build_model(cfg).state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    state = OrderedDict((k, v + 0.02 * torch.randn(v.shape, generator=generator)
+                         if k.startswith('backbone.') and v.is_floating_point() else v) for k, v in state.items())
+    hub = MessageHub(f'inference_{seed}')
+    hub.update_scalar('train/loss', np.float64(0.5))
+    torch.save(dict(meta=dict(seed=0, epoch=12), state_dict=state, message_hub=hub.state_dict()), path)
+    return state
 
 
-def _check_instances(instances, num_classes=80):
-    boxes, scores, labels, masks = (instances.bboxes, instances.scores, instances.labels, instances.masks)
-    n = len(boxes)
-    assert 0 < n <= 100 and boxes.shape == (n, 4) and scores.shape == labels.shape == (n, )
-    assert (boxes[:, 0] <= boxes[:, 2]).all() and (boxes[:, 1] <= boxes[:, 3]).all()
-    assert boxes.min() >= 0 and (boxes[:, [0, 2]] <= WIDTH).all() and (boxes[:, [1, 3]] <= HEIGHT).all()
-    assert ((scores >= 0) & (scores <= 1)).all() and (scores[:-1] >= scores[1:]).all()
-    assert ((labels >= 0) & (labels < num_classes)).all()
-    assert masks.shape == (n, HEIGHT, WIDTH) and masks.dtype == torch.bool
+def _backbone_io(model):
+    """Record what the model's backbone gets and returns during the next forward."""
+    seen = {}
+
+    def hook(module, args, output):
+        seen.update(inputs=args[0].detach().clone(), outputs=[o.detach().clone() for o in output])
+
+    return seen, model.backbone.register_forward_hook(hook)
 
 
-@pytest.mark.parametrize('config', [DET_CONFIG, DET_V3_CONFIG], ids=['v1-nano', 'v3-tiny'])
-def test_init_detector_and_inference_detector(config):
+def _standalone_backbone(cfg, checkpoint):
+    """The config's backbone built as a plain MSVMamba and loaded by the package's loader (torch only)."""
+    backbone = dict(cfg.model.backbone)
+    backbone.pop('type')
+    model = MSVMamba(**backbone).eval()
+    load_pretrained(model, checkpoint)
+    return model
+
+
+def _assert_same_weights(model, state):
+    own = model.state_dict()
+    assert own.keys() == state.keys()
+    different = [k for k in state if not torch.equal(own[k].cpu(), state[k])]
+    assert not different, different[:5]
+
+
+@pytest.fixture(scope='module', params=[DET_CONFIG, DET_V3_CONFIG], ids=['v1-nano', 'v3-tiny'])
+def detector(request, tmp_path_factory):
+    cfg = _config(request.param, DET_OPTIONS)
+    folder = tmp_path_factory.mktemp('det')
+    paths = [str(folder / f'epoch_{seed}.pth') for seed in (1, 2)]
+    states = [_training_checkpoint(path, cfg, seed) for path, seed in zip(paths, (1, 2))]
+    return dict(cfg=cfg, paths=paths, states=states)
+
+
+def test_init_detector_runs_our_backbone_with_the_checkpoint(detector):
     from mmdet.apis import inference_detector, init_detector
-    model = init_detector(_det_cfg(config), device='cpu')
+    cfg, path = detector['cfg'], detector['paths'][0]
+    model = init_detector(cfg, path, device='cpu')
+    assert type(model.backbone) is MSVMamba and model.backbone.arch == MSVMamba.parse_arch(cfg.model.backbone.arch)
+    _assert_same_weights(model, detector['states'][0])
+    seen, handle = _backbone_io(model)
     result = inference_detector(model, PHOTO)
-    assert result.ori_shape == (HEIGHT, WIDTH)
-    _check_instances(result.pred_instances)
-    # an array input goes through the same model (mmdet swaps in its array loader)
-    from_array = inference_detector(model, mmcv.imread(PHOTO))
-    assert torch.allclose(from_array.pred_instances.scores, result.pred_instances.scores)
+    handle.remove()
+    assert result.ori_shape == (HEIGHT, WIDTH) and len(result.pred_instances) > 0
+    with torch.no_grad():
+        standalone = _standalone_backbone(cfg, path)(seen['inputs'])
+    for ours, inside in zip(standalone, seen['outputs'], strict=True):
+        torch.testing.assert_close(ours, inside)
 
 
-def test_det_inferencer():
-    from mmdet.apis import DetInferencer
-    inferencer = DetInferencer(model=_det_cfg(), device='cpu', show_progress=False)
-    out = inferencer(PHOTO, return_vis=True, no_save_vis=True, pred_score_thr=0.0)
-    prediction = out['predictions'][0]
-    n = len(prediction['scores'])
-    assert n > 0 and len(prediction['labels']) == len(prediction['bboxes']) == len(prediction['masks']) == n
-    assert all(m['size'] == [HEIGHT, WIDTH] for m in prediction['masks'])  # COCO RLE
-    assert out['visualization'][0].shape == (HEIGHT, WIDTH, 3)
+def test_detections_follow_the_backbone_weights(detector):
+    from mmdet.apis import inference_detector, init_detector
+    scores = []
+    for path in detector['paths']:
+        model = init_detector(detector['cfg'], path, device='cpu')
+        scores.append(inference_detector(model, PHOTO).pred_instances.scores)
+    assert len(scores[0]) != len(scores[1]) or not torch.allclose(scores[0], scores[1])
 
 
-def test_init_model_and_inference_model():
+def test_det_inferencer_and_image_demo_use_the_same_model(detector, tmp_path):
+    from mmdet.apis import inference_detector, init_detector
+    cfg, path = detector['cfg'], detector['paths'][0]
+    inferencer = build_inferencer(cfg, path)
+    _assert_same_weights(inferencer.model, detector['states'][0])
+    prediction, drawing = infer(inferencer, PHOTO, score_thr=0.0)
+    direct = inference_detector(init_detector(cfg, path, device='cpu'), PHOTO).pred_instances
+    np.testing.assert_allclose(prediction['scores'], direct.scores.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(prediction['bboxes'], direct.bboxes.numpy(), rtol=1e-4, atol=1e-3)
+    assert drawing.shape == (HEIGHT, WIDTH, 3)
+
+
+@pytest.fixture(scope='module')
+def segmentor(tmp_path_factory):
+    cfg = _config(SEG_CONFIG, SEG_OPTIONS)
+    folder = tmp_path_factory.mktemp('seg')
+    paths = [str(folder / f'iter_{seed}.pth') for seed in (1, 2)]
+    states = [_training_checkpoint(path, cfg, seed) for path, seed in zip(paths, (1, 2))]
+    return dict(cfg=cfg, paths=paths, states=states)
+
+
+def test_init_model_runs_our_backbone_and_follows_its_weights(segmentor):
     from mmseg.apis import inference_model, init_model
-    model = init_model(_seg_cfg(), device='cpu')
-    result = inference_model(model, PHOTO)
-    labels = result.pred_sem_seg.data
-    logits = result.seg_logits.data
-    assert labels.shape == (1, HEIGHT, WIDTH) and logits.shape == (150, HEIGHT, WIDTH)
-    assert labels.min() >= 0 and labels.max() < 150
-    assert torch.equal(labels[0], logits.argmax(0))
+    cfg = segmentor['cfg']
+    logits = []
+    for path, state in zip(segmentor['paths'], segmentor['states']):
+        model = init_model(cfg, path, device='cpu')
+        assert type(model.backbone) is MSVMamba
+        _assert_same_weights(model, state)
+        seen, handle = _backbone_io(model)
+        result = inference_model(model, PHOTO)
+        handle.remove()
+        assert result.seg_logits.data.shape == (150, HEIGHT, WIDTH)
+        logits.append(result.seg_logits.data)
+        with torch.no_grad():
+            standalone = _standalone_backbone(cfg, path)(seen['inputs'])
+        for ours, inside in zip(standalone, seen['outputs'], strict=True):
+            torch.testing.assert_close(ours, inside)
+    assert not torch.allclose(logits[0], logits[1])
 
 
-def test_mmseg_inferencer():
-    from mmseg.apis import MMSegInferencer
-    inferencer = MMSegInferencer(model=_seg_cfg(), device='cpu')
-    out = inferencer(PHOTO, return_vis=True)
-    # one image in: the bare label map and drawing out (no lists, unlike mmdet)
-    assert out['predictions'].shape == (HEIGHT, WIDTH) and out['predictions'].max() < 150
-    assert out['visualization'].shape == (HEIGHT, WIDTH, 3)
+def test_mmseg_inferencer_labels_are_the_models_argmax(segmentor):
+    from mmseg.apis import inference_model, init_model
+    cfg, path = segmentor['cfg'], segmentor['paths'][0]
+    labels, drawing = infer(build_inferencer(cfg, path), PHOTO)
+    direct = inference_model(init_model(cfg, path, device='cpu'), PHOTO).seg_logits.data.argmax(0)
+    assert np.array_equal(labels, direct.numpy()) and drawing.shape == (HEIGHT, WIDTH, 3)
 
 
-def test_image_classification_inferencer():
-    from mmengine.registry import init_default_scope
-    from mmpretrain.apis import ImageClassificationInferencer
-    # unlike mmdet's and mmseg's, this inferencer builds its pipeline in whatever registry scope is current
-    init_default_scope('mmpretrain')
-    inferencer = ImageClassificationInferencer(model=Config.fromfile(CLS_CONFIG), pretrained=False, device='cpu')
-    result = inferencer(PHOTO)[0]
-    scores = np.asarray(result['pred_scores'])
-    assert scores.shape == (1000, ) and np.isclose(scores.sum(), 1, atol=1e-4) and (scores >= 0).all()
-    assert result['pred_label'] == int(scores.argmax()) and np.isclose(result['pred_score'], scores.max())
+@pytest.fixture(scope='module')
+def official_nano(tmp_path_factory):
+    """An official ImageNet training file of v1 Nano and its conversion for mmpretrain."""
+    folder = tmp_path_factory.mktemp('cls')
+    state = official_classifier_state_dict(MSVMamba.parse_arch('nano'), num_classes=1000)
+    official, converted = str(folder / 'official.pth'), str(folder / 'converted.pth')
+    save_official_training_file(official, state)
+    from mmmsvmamba.models import load_checkpoint_file
+    save_weights_only(convert_official(load_checkpoint_file(official)), converted)
+    return dict(state=state, official=official, converted=converted)
 
 
-@pytest.mark.parametrize('config', [DET_CONFIG, SEG_CONFIG, CLS_CONFIG], ids=['det', 'seg', 'cls'])
-def test_image_demo_draws_into_a_file(tmp_path, config):
+def _official_scores(state, images):
+    """The official classifier on ``images`` (B, 3, H, W), written out: our backbone with the official weights, the
+    official classifier.norm on the last stage, average pooling, classifier.head, softmax."""
+    backbone = MSVMamba('nano', out_indices=(3, )).eval()
+    backbone.load_state_dict({**{k: v for k, v in state.items() if not k.startswith('classifier.')},
+                              'outnorm3.weight': state['classifier.norm.weight'],
+                              'outnorm3.bias': state['classifier.norm.bias']})
+    with torch.no_grad():
+        features = backbone(images)[-1].mean(dim=(2, 3))
+        logits = torch.nn.functional.linear(features, state['classifier.head.weight'], state['classifier.head.bias'])
+    return logits.softmax(-1)
+
+
+def test_classification_inferencer_gives_the_official_classifiers_scores(official_nano):
+    cfg = load_config(CLS_CONFIG)
+    inferencer = build_inferencer(cfg, official_nano['converted'])
+    assert type(inferencer.model.backbone) is MSVMamba
+    seen, handle = _backbone_io(inferencer.model)
+    prediction, _ = infer(inferencer, PHOTO)
+    handle.remove()
+    expected = _official_scores(official_nano['state'], seen['inputs'])[0]
+    np.testing.assert_allclose(np.asarray(prediction['pred_scores']), expected.numpy(), rtol=1e-4, atol=1e-6)
+    assert prediction['pred_label'] == int(expected.argmax())
+
+
+@pytest.mark.parametrize('config, options', [
+    (DET_CONFIG, ['--score-thr', '0', '--cfg-options', 'model.test_cfg.rcnn.score_thr=0',
+                  'model.test_cfg.rpn.max_per_img=100']),
+    (SEG_CONFIG, []),
+    (CLS_CONFIG, []),
+], ids=['det', 'seg', 'cls'])
+def test_image_demo_draws_into_a_file(tmp_path, config, options):
     out = str(tmp_path / 'drawn.jpg')
-    # random weights: let every detection through so that boxes get drawn
-    options = ['--score-thr', '0', '--cfg-options', 'model.test_cfg.rcnn.score_thr=0',
-               'model.test_cfg.rpn.max_per_img=100'] if config == DET_CONFIG else []
-    assert load_tool('image_demo').main([PHOTO, config, '--out', out, *options]) == 0
+    result = subprocess.run([sys.executable, 'tools/image_demo.py', PHOTO, config, '--out', out, *options], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().endswith(f'wrote {out}')
     drawing = mmcv.imread(out)
     assert drawing is not None and drawing.ndim == 3
     if config != CLS_CONFIG:

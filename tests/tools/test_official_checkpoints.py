@@ -1,6 +1,8 @@
-"""Official MSVMamba detection/segmentation checkpoints (v1 Micro/Tiny; mmengine-written files) load into our
-configs: directly through mmengine's runner and the mmdet/mmseg API functions (mmmsvmamba.engine's checkpoint
-reader), and through tools/convert_detseg_checkpoint.py into a tensors-only file.
+"""Official MSVMamba checkpoints load into our configs. Detection/segmentation ones (v1 Micro/Tiny; mmengine-written
+files): directly through mmengine's runner and the mmdet/mmseg API functions (mmmsvmamba.engine's checkpoint
+reader), and converted (mmmsvmamba.models.checkpoint, what tools/convert_checkpoint.py runs) into a tensors-only
+file. Classification ones (yacs config pickled inside): through tools/convert_checkpoint.py into an mmpretrain
+classifier's file; the tool names every key that does not fit the --config model.
 
 The checkpoints are built here in the official layout: backbone keys and shapes from the official key list
 (tests/data/official, measured on the official code), neck/head keys from mmdet 3.3 / mmseg 1.2 (the versions the
@@ -9,19 +11,23 @@ HistoryBuffers of numpy values, optimizer and scheduler states)."""
 import os
 import pickle
 import re
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.registry import init_default_scope
 
-from .conftest import ROOT, load_tool
+from mmmsvmamba.engine.config import build_model, load_config
+from mmmsvmamba.models.checkpoint import (CheckpointError, check_keys, convert_official, load_checkpoint_file,
+                                          save_weights_only)
+from tests.official import official_classifier_state_dict, read_key_list, save_official_training_file
 
-OFFICIAL = os.path.join(ROOT, 'tests', 'data', 'official')
-# the 3x checkpoints fit the same models (tests/configs checks that 3x and 1x configs build the same model)
+from .conftest import ROOT
+
+# the 3x checkpoints fit the same models (a 3x config inherits its 1x config's model; tests/configs checks it)
 CONFIGS = {
     ('det', 'micro'): ['configs/mask_rcnn_msvmamba_m_1x.py'],
     ('det', 'tiny_v1'): ['configs/mask_rcnn_msvmamba_t-v1_1x.py'],
@@ -31,32 +37,23 @@ CONFIGS = {
 ALL = [(task, arch, c) for (task, arch), configs in CONFIGS.items() for c in configs]
 
 
-def _read_shapes(name, section=None):
-    shapes, active = OrderedDict(), section is None
-    with open(os.path.join(OFFICIAL, name)) as f:
-        for line in f:
-            if line.startswith('#'):
-                active = section is None or section in line
-                continue
-            if active and line.strip():
-                key, shape = line.split('\t')[:2]
-                shapes[key] = tuple(int(v) for v in re.findall(r'\d+', shape))
-    return shapes
-
-
 def official_tiny_v1_backbone():
     """Key -> shape of the official Backbone_VSSM (v1 Tiny): classifier dropped, outnorm0..3 added."""
-    shapes = OrderedDict((k, v) for k, v in _read_shapes('official_v1_tiny_keys.txt').items()
+    shapes = OrderedDict((k, v) for k, v in read_key_list('official_v1_tiny_keys.txt').items()
                          if not k.startswith('classifier.'))
-    shapes.update(_read_shapes('official_v1_tiny_mmbackbone_extra_keys.txt', section='present in Backbone_VSSM'))
+    shapes.update((k, v) for k, v in read_key_list('official_v1_tiny_mmbackbone_extra_keys.txt').items()
+                  if k.startswith('outnorm'))
     return shapes
 
 
 def _build(config):
-    cfg = Config.fromfile(os.path.join(ROOT, config))
-    init_default_scope(cfg.default_scope)
-    registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS'])
-    return registry.MODELS.build(cfg.model)
+    return build_model(load_config(os.path.join(ROOT, config)))
+
+
+def convert(*args) -> subprocess.CompletedProcess:
+    """tools/convert_checkpoint.py with ``args``, as a user runs it."""
+    return subprocess.run([sys.executable, 'tools/convert_checkpoint.py', *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
 
 
 def official_layout(model, arch):
@@ -118,8 +115,8 @@ def test_plain_weights_only_load_refuses_the_file(official):
 def test_runner_loads_it_directly(official, tmp_path):
     from mmengine.runner import Runner
     model = official['model']
-    runner = Runner(model=model, work_dir=str(tmp_path), default_scope=Config.fromfile(
-        os.path.join(ROOT, official['config'])).default_scope)
+    runner = Runner(model=model, work_dir=str(tmp_path),
+                    default_scope=load_config(os.path.join(ROOT, official['config'])).default_scope)
     runner.load_checkpoint(official['path'], strict=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, official['state_dict'][key]), key
@@ -145,14 +142,59 @@ def test_api_functions_load_it_directly(official):
 
 def test_converted_file_is_tensors_only_and_serves_the_api(official, tmp_path):
     out = str(tmp_path / 'converted.pth')
-    assert load_tool('convert_detseg_checkpoint').main([official['path'], out, '--config', official['config']]) == 0
+    converted = convert_official(load_checkpoint_file(official['path']))
+    check_keys(converted['state_dict'], official['model'].state_dict(), official['path'], official['config'])
+    save_weights_only(converted, out)
     converted = torch.load(out, weights_only=True)  # no allow-list needed any more
-    assert set(converted) == {'meta', 'state_dict'}
+    assert set(converted) == {'meta', 'state_dict'} and converted['meta']['task'] == 'detseg'
     _api_model(official, out)
 
 
-def test_converter_rejects_a_checkpoint_for_another_model(official, tmp_path):
+def test_a_checkpoint_for_another_model_is_named_key_by_key(official):
     other = {'micro': 'tiny_v1', 'tiny_v1': 'micro'}[official['arch']]
     config = CONFIGS[(official['task'], other)][0]
-    with pytest.raises(ValueError, match=r'(?s)does not fit .*(missing|unexpected) .*shape mismatch'):
-        load_tool('convert_detseg_checkpoint').main([official['path'], str(tmp_path / 'x.pth'), '--config', config])
+    converted = convert_official(load_checkpoint_file(official['path']))
+    with pytest.raises(CheckpointError, match=r'(?s)does not fit .*(missing|unexpected) .*shape mismatch'):
+        check_keys(converted['state_dict'], _build(config).state_dict(), official['path'], config)
+
+
+@pytest.fixture(scope='module')
+def official_nano_classifier(tmp_path_factory):
+    """An official ImageNet training file of v1 Nano: model and model_ema, the yacs config pickled beside them."""
+    from mmmsvmamba import MSVMamba
+    path = tmp_path_factory.mktemp('official_cls') / 'msvmamba_nano.pth'
+    state = official_classifier_state_dict(MSVMamba.parse_arch('nano'), num_classes=1000)
+    save_official_training_file(path, state)
+    return str(path), state
+
+
+def test_an_official_classification_file_converts_for_mmpretrain(official_nano_classifier, tmp_path):
+    path, state = official_nano_classifier
+    out = str(tmp_path / 'nano_mmpretrain.pth')
+    result = convert(path, out, '--config', 'configs/msvmamba_n_in1k.py')
+    assert result.returncode == 0, result.stderr
+    converted = torch.load(out, weights_only=True)['state_dict']
+    model = _build('configs/msvmamba_n_in1k.py')
+    model.load_state_dict(converted, strict=True)
+    torch.testing.assert_close(model.head.fc.weight, state['classifier.head.weight'])
+    torch.testing.assert_close(model.backbone.outnorm3.weight, state['classifier.norm.weight'])
+    torch.testing.assert_close(model.backbone.layers[2].blocks[4].op.A_logs, state['layers.2.blocks.4.op.A_logs'])
+
+
+def test_the_converter_names_the_keys_of_a_file_for_another_arch(official_nano_classifier, tmp_path):
+    path, _ = official_nano_classifier
+    out = tmp_path / 'x.pth'
+    result = convert(path, str(out), '--config', 'configs/msvmamba_t_in1k.py')  # v1 Nano's keys, v3 Tiny's model
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert re.match(rf'convert_checkpoint.py: error: {re.escape(path)} does not fit configs/msvmamba_t_in1k.py; '
+                    r'nothing was written.\n  missing .*\n  unexpected .*\n  shape mismatch .*', result.stderr,
+                    re.S), result.stderr
+    assert not out.exists()
+
+
+def test_a_classification_file_is_refused_for_a_detection_config(official_nano_classifier, tmp_path):
+    path, _ = official_nano_classifier
+    result = convert(path, str(tmp_path / 'x.pth'), '--config', 'configs/mask_rcnn_msvmamba_n_1x.py')
+    assert result.returncode == 2 and result.stderr == (
+        f'convert_checkpoint.py: error: {path} is an official classification checkpoint, but '
+        'configs/mask_rcnn_msvmamba_n_1x.py is an mmdet config\n')

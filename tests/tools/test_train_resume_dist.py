@@ -14,9 +14,8 @@ from .conftest import DEMO_DET, ROOT, demo_options, run_tool
 
 def _state(path):
     # our own checkpoints: read them the way --resume does
-    from mmmsvmamba.engine import mmengine_checkpoint_globals
-    with mmengine_checkpoint_globals():
-        return torch.load(path, map_location='cpu', weights_only=True)
+    from mmmsvmamba.engine import load_from_local
+    return load_from_local(path, map_location='cpu')
 
 
 def _wait_for_checkpoint(work_dir, name, proc, timeout=420):

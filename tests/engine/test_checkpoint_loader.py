@@ -1,15 +1,16 @@
-"""mmengine checkpoints load under torch's weights-only unpickler inside our scope, and only there; mmengine's
-local-file checkpoint loader reads inside that scope once mmmsvmamba.engine is imported."""
+"""mmengine checkpoints (message hub: HistoryBuffer, numpy data) read through the package's one restricted unpickler,
+which mmmsvmamba.engine makes mmengine's loader for local files; anything beyond data is refused, and torch's own
+weights-only loader is left as it is."""
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
-
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from mmmsvmamba.engine import checkpoint_globals, load_from_local, mmengine_checkpoint_globals
+from mmmsvmamba.engine import load_from_local
+from mmmsvmamba.models.checkpoint import UnsafeCheckpointError, data_globals, load_checkpoint_file
 
 
 class Payload:
@@ -36,33 +37,48 @@ def _mmengine_like(path):
     return path
 
 
-def test_mmengine_types_load_only_inside_the_scope(tmp_path):
+@pytest.mark.parametrize('foreign', ['refuse', 'data'])
+def test_mmengine_types_load_through_our_reader_only(tmp_path, foreign):
     path = _mmengine_like(tmp_path / 'epoch_1.pth')
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
-    with mmengine_checkpoint_globals():
-        ckpt = torch.load(path, weights_only=True)
+    ckpt = load_checkpoint_file(str(path), foreign=foreign)
     buffer = ckpt['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer) and buffer.current() == 0.25 and buffer.mean() == 0.375
     assert ckpt['message_hub']['runtime_info']['iter'] == 3
-    # the allow-list does not outlive the context
+    # torch's own weights-only loader is not widened by any of this
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
 
 
 @pytest.mark.parametrize('payload', [Payload(), AttributeProbe()], ids=['call', 'getattr'])
-def test_code_stays_forbidden_inside_the_scope(tmp_path, payload):
+def test_code_is_refused_by_the_mmengine_reader(tmp_path, payload, capsys):
     path = tmp_path / 'evil.pth'
     torch.save(dict(x=payload), path)
-    with mmengine_checkpoint_globals(), pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)
+    with pytest.raises(UnsafeCheckpointError, match=r'refusing (builtins.print|getattr)'):
+        load_checkpoint_file(str(path), foreign='refuse')
+    assert 'code ran' not in capsys.readouterr().out
+
+
+def test_a_getattr_probe_is_refused_even_where_foreign_classes_are_data(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(x=AttributeProbe()), path)
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing getattr\(.*HistoryBuffer.*'__init__'\)"):
+        load_checkpoint_file(str(path), foreign='data')
+
+
+def test_a_pickled_call_is_inert_data_where_foreign_classes_are_data(tmp_path, capsys):
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(x=Payload(), w=torch.ones(1)), path)
+    ckpt = load_checkpoint_file(str(path), foreign='data')
+    assert 'code ran' not in capsys.readouterr().out
+    assert ckpt['x'].args == ('code ran', ) and torch.equal(ckpt['w'], torch.ones(1))
 
 
 def test_only_data_types_are_allowed():
-    for entry in checkpoint_globals():
-        obj = entry[0] if isinstance(entry, tuple) else entry
+    names = data_globals()
+    assert 'mmengine.logging.history_buffer.HistoryBuffer' in names and 'builtins.getattr' in names
+    for obj in names.values():
         module = getattr(obj, '__module__', '') or ''
-        assert module.startswith(('numpy', 'mmengine.logging', 'mmmsvmamba.engine')), obj
+        assert module.startswith(('numpy', 'mmengine.logging', 'mmmsvmamba.models.checkpoint')), obj
 
 
 def test_mmengine_reads_its_checkpoints_through_our_loader(tmp_path):
@@ -71,13 +87,14 @@ def test_mmengine_reads_its_checkpoints_through_our_loader(tmp_path):
     ckpt = _load_checkpoint(str(path), map_location='cpu')
     assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == 0.375
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
-    with pytest.raises(FileNotFoundError, match='can not be found'):
+    with pytest.raises(FileNotFoundError, match='checkpoint file not found: .*missing.pth'):
         _load_checkpoint(str(tmp_path / 'missing.pth'))
 
 
 @pytest.mark.parametrize('payload', [Payload(), AttributeProbe()], ids=['call', 'getattr'])
-def test_mmengine_loader_still_refuses_code(tmp_path, payload):
+def test_mmengine_loader_still_refuses_code(tmp_path, payload, capsys):
     path = tmp_path / 'evil.pth'
     torch.save(dict(state_dict=dict(w=torch.ones(1)), x=payload), path)
     with pytest.raises(pickle.UnpicklingError):
         _load_checkpoint(str(path))
+    assert 'code ran' not in capsys.readouterr().out
