@@ -23,6 +23,7 @@ import torch
 from mmmsvmamba.analysis import benchmark as bench
 from mmmsvmamba.analysis.models import PEERS, canonical_name
 from mmmsvmamba.analysis.plots import plot_results
+from mmmsvmamba.cli import run, usage_errors
 
 
 def _peers(args) -> list:
@@ -41,7 +42,7 @@ def _progress(row: dict):
           f"{row['img_s']:9.2f} img/s  {row['ms_per_img']:9.1f} ms/img  peak {peak}", file=sys.stderr, flush=True)
 
 
-def run(args) -> dict:
+def measure(args) -> dict:
     protocol = bench.make_protocol(
         args.command, args.device, args.bs, args.res, args.amp, args.warmup, args.runs, args.iters, args.threads,
         {'on': True, 'off': False}.get(args.tf32), not args.no_cudnn_benchmark, not args.no_isolate)
@@ -96,7 +97,8 @@ def parse_args(argv=None):
     common.add_argument('--bs', type=int, help='batch size (default: classify 128 on CUDA, 8 on CPU; scaling 16 on '
                                                'CUDA, 1 on CPU; config 1 for infer, the config\'s for train)')
     common.add_argument('--res', type=int, help='square input size for classify (default 224)')
-    common.add_argument('--amp', choices=bench.AMP, help='autocast precision (default fp16 on CUDA, none = fp32 on CPU)')
+    common.add_argument('--amp', choices=bench.AMP,
+                        help='autocast precision (default fp16 on CUDA, none = fp32 on CPU)')
     common.add_argument('--warmup', type=int, help='warm-up steps (default 10 on CUDA, 1 on CPU)')
     common.add_argument('--runs', type=int, help='timed runs, the median is reported (default 5 on CUDA, 3 on CPU)')
     common.add_argument('--iters', type=int, help='steps per timed run (default 10 on CUDA, 1 on CPU)')
@@ -120,7 +122,8 @@ def parse_args(argv=None):
     scaling.add_argument('models', nargs='*', default=['tiny'], help='MSVMamba archs (default tiny)')
     scaling.add_argument('--peers', nargs='*', help='peers (default swin-t, when mmpretrain or torchvision is '
                                                     'installed)')
-    scaling.add_argument('--sizes', nargs='+', default=list(bench.DEFAULT_SIZES), help='N or HxW (default: %(default)s)')
+    scaling.add_argument('--sizes', nargs='+', default=list(bench.DEFAULT_SIZES),
+                         help='N or HxW (default: %(default)s)')
     for command in (classify, scaling):
         command.add_argument('--peer-source', choices=('auto', 'mmpretrain', 'torchvision'), default='auto',
                              help='where the peers come from (default: mmpretrain, else torchvision)')
@@ -141,15 +144,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    # an unknown model or size, a missing file or library: the user's to fix
+    with usage_errors(ValueError, FileNotFoundError, ImportError):
         if args.command == 'plot':
             for path in plot_results(args.results, args.out_dir, args.tag):
                 print(path)
             return
-        output = run(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as error:
-        print(f'benchmark.py: error: {error}', file=sys.stderr)
-        sys.exit(2)
+        output = measure(args)
     text = json.dumps(output, indent=1)
     if args.out:
         with open(args.out, 'w') as f:
@@ -158,4 +159,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

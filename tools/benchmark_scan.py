@@ -11,11 +11,13 @@ measured and how: :mod:`mmmsvmamba.analysis.scan_bench`, docs/benchmarks.md.
 """
 import argparse
 import statistics
+import sys
 import time
 
 import torch
 
 from mmmsvmamba.analysis import scan_bench
+from mmmsvmamba.cli import run
 
 
 def print_backbone_latency(args):
@@ -45,7 +47,7 @@ def print_op_table(args):
               f'{t.gb_per_s:.1f} | {t.ns_per_element:.2f} |', flush=True)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument('--dtype', default='float32', choices=('float32', 'float16', 'bfloat16', 'float64'))
@@ -60,7 +62,7 @@ def main():
     parser.add_argument('--backbone-latency', action='store_true', help='time backbones instead of the op')
     parser.add_argument('--timer', default='wall', choices=('wall', 'thread'),
                         help='--backbone-latency clock: wall time, or CPU time of the main thread (with --threads 1)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.timer == 'thread' and (args.device != 'cpu' or args.threads != 1):
         parser.error('--timer thread measures one CPU thread: use it with --device cpu --threads 1')
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -74,4 +76,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from mmmsvmamba.cli import run, usage_errors
+
 
 def _size(text: str):
     try:
@@ -43,14 +45,8 @@ def _option(text: str):
         return key, value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """A usage mistake: one line on stderr, exit status 2 (argparse's status, without the usage block)."""
-        self.exit(2, f'{self.prog}: error: {message}\n')
-
-
 def parse_args(argv=None):
-    parser = _Parser(prog='export_onnx.py', description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--arch', type=_arch, help='nano | micro | tiny_v1 | tiny | small | base, or a JSON arch '
                         'dict: its ImageNet classifier (logits), or its backbone with --backbone-only')
@@ -76,14 +72,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmmsvmamba.deploy import DeployError, build_model, export_onnx
-    try:
+    with usage_errors(DeployError, FileNotFoundError):
         model = build_model(arch=args.arch, config=args.config, checkpoint=args.checkpoint,
                             backbone_only=args.backbone_only, num_classes=args.num_classes,
                             cfg_options=dict(args.cfg_options) or None)
         info = export_onnx(model, args.output)
-    except (DeployError, FileNotFoundError) as error:
-        print(f'export_onnx.py: error: {error}', file=sys.stderr)
-        return 2
     print(f'wrote {info["path"]}: {info["nodes"]} nodes, opset {info["opset"]}, inputs {info["inputs"]}, '
           f'outputs {info["outputs"]}, {info["export_s"]} s')
     if args.verify:
@@ -98,4 +91,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run(main))

@@ -13,6 +13,7 @@ import json
 import sys
 
 from mmmsvmamba.analysis.flops import flop_report
+from mmmsvmamba.cli import run, usage_errors
 from mmmsvmamba.models import MSVMamba
 
 try:  # only configs need mmengine; arch counts run with torch alone
@@ -65,12 +66,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with usage_errors(ValueError, FileNotFoundError, ImportError):  # an unknown arch, a missing config or library
         options = getattr(args, 'cfg_options', {})
         reports = [flop_report(spec, args.shape, args.depth, cfg_options=options) for spec in args.models]
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        print(f"get_flops.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
     if args.json:
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
     else:
@@ -78,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run(main))

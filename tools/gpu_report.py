@@ -12,6 +12,7 @@ import sys
 import torch
 
 from mmmsvmamba.analysis.gpu_report import gpu_report
+from mmmsvmamba.cli import UsageError, run
 
 
 def main(argv=None):
@@ -20,11 +21,9 @@ def main(argv=None):
     parser.add_argument('--skip-build', action='store_true', help='use the op as already built')
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print('gpu_report.py: error: no CUDA device is available (this report is for a machine with a GPU)',
-              file=sys.stderr)
-        return 2
+        raise UsageError('no CUDA device is available (this report is for a machine with a GPU)')
     return gpu_report(args.out, args.skip_build)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run(main))

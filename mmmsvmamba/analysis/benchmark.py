@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -85,11 +85,13 @@ def make_protocol(command: str, device: Optional[str] = None, bs: Optional[int] 
         raise ValueError('--device cuda: no CUDA device is available; use --device cpu')
     if amp is not None and amp not in AMP:
         raise ValueError(f'amp must be one of {AMP}, got {amp!r}')
+
     def given(value, default):
         return default if value is None else value
 
     protocol = Protocol(
-        device='cuda' if gpu else str(torch.device(device or 'cpu')), bs=given(bs, DEFAULT_BS[command][0 if gpu else 1]),
+        device='cuda' if gpu else str(torch.device(device or 'cpu')),
+        bs=given(bs, DEFAULT_BS[command][0 if gpu else 1]),
         res=given(res, 224), amp=amp or ('fp16' if gpu else 'none'), warmup=given(warmup, 10 if gpu else 1),
         runs=given(runs, 5 if gpu else 3), iters=given(iters, 10 if gpu else 1),
         threads=given(threads, torch.get_num_threads()), tf32=tf32, cudnn_benchmark=cudnn_benchmark,

@@ -35,22 +35,10 @@ from ..models.ms2d import MS2D
 from ..ops import ScanCall, observe_scans
 from ..ops.ms2d_routes import NUM_ROUTES
 from .models import TASK_SHAPES, build_classifier, canonical_arch
+from .published import published_gflops
 
 __all__ = ['FlopCounter', 'flop_report', 'ms2d_scan_accounting', 'scan_flops']
 
-# Published GFLOPs for the "official" column: (model kind, (H, W)) -> arch -> (GFLOPs, source).
-_FVCORE = 'the official code counted with fvcore (official_facts.json; the figures its yamls quote)'
-_README = 'official README, master branch'
-_PAPER = 'NeurIPS 2024 paper'
-OFFICIAL_GFLOPS = {
-    ('classifier', (224, 224)): dict(nano=(0.882952, _FVCORE), micro=(1.532305, _FVCORE),
-                                     tiny_v1=(4.612928, _FVCORE), tiny=(5.133862, _FVCORE),
-                                     small=(8.771503, _FVCORE), base=(16.28252, _FVCORE)),
-    ('MaskRCNN', (1280, 800)): dict(micro=(201.0, _README), tiny_v1=(252.0, _README),
-                                    tiny=(275.0, _PAPER + ' Table 2'), small=(349.0, _PAPER + ' Table 2')),
-    ('EncoderDecoder', (512, 2048)): dict(micro=(875.0, _README), tiny_v1=(942.0, _README),
-                                          tiny=(953.0, _PAPER + ' Table 3')),
-}
 # What the official per-operator table calls our operator groups (official_facts.json "gflops_224_by_op"):
 # v3 realises x_proj/dt_proj as conv1d, v1 as einsum.
 OFFICIAL_OP_GROUPS = {
@@ -62,6 +50,8 @@ OFFICIAL_OP_GROUPS = {
            'upsample_bilinear2d': ('upsample_bilinear2d',), 'adaptive_avg_pool2d': ('adaptive_avg_pool2d',)},
 }
 ROUTE_COPIES = 'ssm_proj_route_copies'
+# the model a published figure of each task is for: the ImageNet classifier, Mask R-CNN, UperNet
+OFFICIAL_KINDS = {'mmpretrain': ('classifier', ), 'mmdet': ('MaskRCNN', ), 'mmseg': ('EncoderDecoder', )}
 CONVENTION = ('fvcore (one multiply-add = one FLOP); selective scan 9*B*L*D*N + B*D*L per call; '
               'x_proj/dt_proj on each of the 3 half-resolution route sequences, as the official code')
 
@@ -375,9 +365,9 @@ def flop_report(spec: str, shape: Optional[Sequence[int]] = None, depth: int = 3
         version = MSVMamba.parse_arch(arch)['version']
         report['flops_by_official_op'] = {name: sum(by_op.get(g, 0) for g in groups)
                                           for name, groups in OFFICIAL_OP_GROUPS[version].items()}
-    official = OFFICIAL_GFLOPS.get((kind, size), {}).get(arch)
-    if official is not None:
-        gflops, source = official
+    official = published_gflops(scope, arch) if arch is not None and kind in OFFICIAL_KINDS[scope] else None
+    if official is not None and tuple(official[1]) == tuple(size):  # published for this input only
+        gflops, _, source = official
         report['official'] = dict(gflops=gflops, source=source,
                                   diff_pct=round(100 * (flops / 1e9 - gflops) / gflops, 3))
     return report

@@ -2,9 +2,9 @@
 
 Steps, each printed as it starts and timed, each in a fresh process (the op is rebuilt by the first one): build
 the op for this GPU (``setup.py build_ext --inplace`` with ``MMMSVMAMBA_WITH_CUDA=1``, the emulated device, and
-``TORCH_CUDA_ARCH_LIST`` set to the device's compute capability), the compiled op against the reference (``python -m mmmsvmamba.ops.check
---require-cuda``), the op tests (``pytest tests/ops``, where the CUDA-parametrised cases run), the scan benchmark
-(``tools/benchmark_scan.py``, float32 and bfloat16, classification and detection shapes) and the classifier
+``TORCH_CUDA_ARCH_LIST`` set to the device's compute capability), the compiled op against the reference
+(``python -m mmmsvmamba.ops.check --require-cuda``), the op tests (``pytest tests/ops``, where the
+CUDA-parametrised cases run), the scan benchmark (``tools/benchmark_scan.py``, float32 and bfloat16, classification and detection shapes) and the classifier
 benchmark under the anchors' protocol (``tools/benchmark.py classify``: AMP fp16, batch 128, 224x224, MSVMamba-T
 and the peers from torchvision, inference and training). Writes ``OUT/gpu_report.json`` (every step's status,
 time and output; the classifier results) and ``OUT/gpu_report.md`` (tables ready for docs/benchmarks.md) after

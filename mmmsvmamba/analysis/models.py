@@ -114,9 +114,9 @@ def peer_source(choice: str = 'auto') -> str:
         for lib in PEER_SOURCES[1:]:
             if available[lib]:
                 return lib
-        raise RuntimeError('peers need mmpretrain or torchvision; install one, or measure no peers')
+        raise ValueError('peers need mmpretrain or torchvision; install one, or measure no peers')
     if not available[choice]:
-        raise RuntimeError(f'peer source {choice}: {choice} is not installed')
+        raise ValueError(f'peer source {choice}: {choice} is not installed')
     return choice
 
 

@@ -6,11 +6,7 @@ from typing import List, Sequence
 
 from .benchmark import parse_size
 from .models import PEERS
-
-# ImageNet-1k top-1 (%) for the accuracy-vs-throughput plot: MSVMamba from the NeurIPS 2024 paper (Table 1; tiny_v1
-# from the official README), Swin-T and ConvNeXt-T from the paper's Table 10, ResNet-50 from mmpretrain's model zoo.
-TOP1 = {'nano': 77.3, 'micro': 79.8, 'tiny_v1': 82.8, 'tiny': 83.0, 'small': 84.1, 'base': 84.4,
-        'swin-t': 81.3, 'convnext-t': 82.1, 'resnet50': 76.55}
+from .published import imagenet_top1
 
 
 def plot_results(paths: Sequence[str], out_dir: str, tag: str = 'cpu') -> List[str]:
@@ -25,20 +21,21 @@ def plot_results(paths: Sequence[str], out_dir: str, tag: str = 'cpu') -> List[s
         with open(path) as f:
             outputs.append(json.load(f))
     os.makedirs(out_dir, exist_ok=True)
+    top1 = imagenet_top1()  # the published accuracy each model is plotted at
     written = []
 
     classify = [out for out in outputs if out.get('command') == 'classify']
     infer_rows = [row for out in classify for row in out['results']
-                  if row['mode'].startswith('infer') and row['model'] in TOP1]
+                  if row['mode'].startswith('infer') and row['model'] in top1]
     if infer_rows:
         key, unit = ('img_per_cpu_s', 'img per CPU-second') if 'img_per_cpu_s' in infer_rows[0] else ('img_s', 'img/s')
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for index, row in enumerate(sorted(infer_rows, key=lambda r: TOP1[r['model']])):
+        for index, row in enumerate(sorted(infer_rows, key=lambda r: top1[r['model']])):
             ours = row['model'] not in PEERS
-            ax.scatter(row[key], TOP1[row['model']], color='tab:red' if ours else 'tab:blue',
+            ax.scatter(row[key], top1[row['model']], color='tab:red' if ours else 'tab:blue',
                        marker='o' if ours else 's')
             # labels alternate right / left of their points (sorted by accuracy) so that neighbours do not collide
-            ax.annotate(f"MSVMamba-{row['model']}" if ours else row['model'], (row[key], TOP1[row['model']]),
+            ax.annotate(f"MSVMamba-{row['model']}" if ours else row['model'], (row[key], top1[row['model']]),
                         textcoords='offset points', xytext=(5, 2) if index % 2 else (-5, 2),
                         ha='left' if index % 2 else 'right', fontsize=8)
         ax.margins(x=0.35)

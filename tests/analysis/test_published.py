@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mmmsvmamba import MSVMamba
-from mmmsvmamba.analysis import imagenet_top1, published, published_figures, published_gflops
+from mmmsvmamba.analysis.published import imagenet_top1, published, published_figures, published_gflops
 from tests.official import ARCH_TO_FACTS, facts
 
 ROOT = Path(__file__).resolve().parents[2]

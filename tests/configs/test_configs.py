@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmmsvmamba import MSVMamba
-from mmmsvmamba.analysis import published, published_figures
+from mmmsvmamba.analysis.published import published, published_figures
 from mmmsvmamba.engine.config import build_model, load_config
 from tests.official import facts
 

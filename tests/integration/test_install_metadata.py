@@ -22,7 +22,8 @@ def test_declared_requirements_only_set_lower_bounds():
     for requirement in declared:
         name = re.split(r'[<>=!~;\[ ]', requirement)[0].lower()
         assert not name.startswith(('mm', 'onedl')), f'{requirement}: OpenMMLab libraries are the user\'s choice'
-        assert not re.search(r'<|==|~=|!=', requirement), f'{requirement}: an upper bound or pin fights the user\'s stack'
+        assert not re.search(r'<|==|~=|!=', requirement), \
+            f'{requirement}: an upper bound or pin fights the user\'s stack'
 
 
 def test_pip_would_install_nothing_but_mmmsvmamba(tmp_path):

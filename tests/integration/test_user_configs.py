@@ -27,6 +27,7 @@ CONFIGS = {
         default_scope = 'mmseg'
         norm_cfg = dict(type='BN', requires_grad=True)  # one process: no SyncBN
         model = dict(
+            data_preprocessor=dict(size=(64, 64)),  # the crop size, as every mmseg config sets it
             pretrained=None,
             backbone=dict(_delete_=True, type='MSVMamba', arch={ARCH!r}, out_indices=(0, 1, 2, 3)),
             decode_head=dict(in_channels={DIMS!r}, channels=32, num_classes=4, norm_cfg=norm_cfg),
@@ -69,8 +70,8 @@ def test_config_on_the_librarys_own_base_trains_a_step(scope, tmp_path, request)
         pytest.skip(f'{scope} is not installed')
     if not scope_prefix_resolves(scope):
         # strict: the day the stack resolves it, this fails and mmmsvmamba.stacks must be updated
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f'{STACK} stack: mmengine cannot resolve '
-                                                                   f'`{scope}::` bases (mmmsvmamba.stacks)'))
+        reason = f'{STACK} stack: mmengine cannot resolve `{scope}::` bases (mmmsvmamba.stacks)'
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     from mmmsvmamba.engine.config import build_model, config_scope, load_config
     path = tmp_path / f'my_{scope}_config.py'
     path.write_text(textwrap.dedent(CONFIGS[scope]))
