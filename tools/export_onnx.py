@@ -31,7 +31,7 @@ def _arch(text: str):
         try:
             return json.loads(text)
         except json.JSONDecodeError as error:
-            raise argparse.ArgumentTypeError(f'--arch: invalid JSON arch dict: {error}') from None
+            raise argparse.ArgumentTypeError(f'invalid JSON arch dict: {error}') from None
     return text
 
 

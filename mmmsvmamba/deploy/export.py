@@ -232,11 +232,10 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     """
     import onnx
 
-    from mmmsvmamba.ops import compiled
+    from mmmsvmamba.ops import compiled, use_backend
     from . import onnx_scan
     if not compiled.has_kernel('cpu'):
-        raise DeployError('the compiled selective-scan op is not built; build it with `make build` (or '
-                          '`pip install --no-build-isolation -e .`), `python -m mmmsvmamba.ops.check` shows the state')
+        raise DeployError(compiled.not_built_message('cpu'))
     opset = opset or onnx_scan.OPSET
     model = model.eval()
     images = torch.randn(*example_shape)
@@ -246,7 +245,7 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
                  3: torch.export.Dim('width', min=MIN_SIZE)}, )
     output_names = list(getattr(model, 'output_names', [])) or None
     start = time.perf_counter()
-    with _compiled_scan_backend():
+    with use_backend('compiled'):  # the torch backend would unroll each scan into thousands of nodes
         program = torch.onnx.export(model, (images, ), dynamo=True, input_names=['images'], output_names=output_names,
                                     dynamic_shapes=dims, opset_version=opset, optimize=False, verbose=False,
                                     custom_translation_table=onnx_scan.translation_table())
@@ -270,20 +269,6 @@ def _metadata(model: nn.Module) -> dict:
     from . import onnx_scan
     meta['mmmsvmamba.max_scan_length'] = str(onnx_scan.MAX_LENGTH)
     return meta
-
-
-class _compiled_scan_backend:
-    """Force the compiled scan for the trace (``MMMSVMAMBA_SCAN_BACKEND=torch`` would unroll the scans)."""
-
-    def __enter__(self):
-        self.saved = os.environ.get('MMMSVMAMBA_SCAN_BACKEND')
-        os.environ['MMMSVMAMBA_SCAN_BACKEND'] = 'compiled'
-
-    def __exit__(self, *exc):
-        if self.saved is None:
-            os.environ.pop('MMMSVMAMBA_SCAN_BACKEND', None)
-        else:
-            os.environ['MMMSVMAMBA_SCAN_BACKEND'] = self.saved
 
 
 def _light_optimize(model) -> None:

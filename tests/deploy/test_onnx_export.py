@@ -1,11 +1,13 @@
 """ONNX export (mmmsvmamba.deploy, tools/export_onnx.py): the scan translations against the definition, small
-models exported once with dynamic shapes and run by onnxruntime at sizes not used at export, and the CLI.
+models exported once with dynamic shapes (one through tools/export_onnx.py) and run by onnxruntime at sizes not
+used at export. The CLI's answers to user mistakes are in tests/tools/test_cli_errors.py.
 
 Exports cost seconds each (torch.export with symbolic shapes), so each graph is exported once per module and
 checked at several sizes."""
 import functools
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ import onnx  # noqa: E402
 from mmmsvmamba.deploy import build_model, build_session, export_onnx, onnx_scan, run  # noqa: E402
 from mmmsvmamba.deploy.onnxruntime import compare_with_torch  # noqa: E402
 from mmmsvmamba.ops import compiled, half_res_routes, merge_half_res_routes, selective_scan_ref  # noqa: E402
+from tests.tools.conftest import run_tool  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHOTO = os.path.join(ROOT, 'tests', 'data', 'grace_hopper.jpg')
@@ -197,9 +200,8 @@ def _photo(height, width, batch=2):
 
 
 def _export_with_cli(tmp_path, args):
-    from tests.tools.conftest import load_tool
     path = str(tmp_path / 'model.onnx')
-    assert load_tool('export_onnx').main(args + [path]) == 0
+    run_tool([sys.executable, 'tools/export_onnx.py', *args, path])
     return path
 
 
@@ -261,28 +263,3 @@ def test_upernet_segmentor_matches_pytorch_at_new_sizes(tmp_path):
         assert errors['seg_mask'] < 1e-3, (height, width, errors)  # argmax: only near-ties may flip
         logits, mask = run(session, images)
         assert logits.shape == (2, 5, height, width) and mask.shape == (2, height, width)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The CLI's answers to user mistakes: one line on stderr, exit status 2, no traceback
-
-@pytest.mark.parametrize('args, message', [
-    (['--arch', 'tinyy', 'x.onnx'], "unknown MSVMamba arch 'tinyy'"),
-    (['--config', 'configs/nope.py', 'x.onnx'], 'config file not found'),
-    (['--arch', 'tiny', '--checkpoint', 'nope.pth', 'x.onnx'], 'checkpoint file not found'),
-    (['--arch', 'tiny', '--verify', '0x5', 'x.onnx'], 'positive sizes'),
-    (['--config', SEG_CONFIG, '--backbone-only', 'x.onnx'], '--backbone-only goes with --arch'),
-    (['--arch', '{"version": "v3"', 'x.onnx'], 'invalid JSON arch dict'),
-    (['x.onnx'], 'one of the arguments --arch --config is required'),
-])
-def test_cli_user_errors(args, message, capsys, tmp_path, monkeypatch):
-    from tests.tools.conftest import load_tool
-    monkeypatch.chdir(ROOT)
-    tool = load_tool('export_onnx')
-    try:
-        status = tool.main(args)
-    except SystemExit as exit_:
-        status = exit_.code
-    err = capsys.readouterr().err
-    assert status == 2
-    assert message in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err

@@ -50,6 +50,11 @@ CASES = [
     ('convert_checkpoint.py {tmp}/junk.pth {tmp}/out.pth', "cannot read checkpoint '{tmp}/junk.pth'"),
     ('convert_checkpoint.py {tmp}/tensors.pth {tmp}/out.pth', 'not an official MSVMamba checkpoint'),
     ('demo.py foo', "argument task: invalid choice: 'foo'"),
+    ('export_onnx.py --arch tiny --checkpoint {tmp}/missing.pth {tmp}/x.onnx',
+     'checkpoint file not found: {tmp}/missing.pth'),
+    (f'export_onnx.py --config {SEG} --backbone-only {{tmp}}/x.onnx', '--backbone-only goes with --arch'),
+    ('export_onnx.py --arch {{"version":"v3" {tmp}/x.onnx', 'argument --arch: invalid JSON arch dict'),
+    ('export_onnx.py {tmp}/x.onnx', 'one of the arguments --arch --config is required'),
 ]
 if not torch.cuda.is_available():
     CASES.append((f'image_demo.py {PHOTO} {DET} --device cuda --out {{tmp}}/x.jpg',
