@@ -1,6 +1,7 @@
 """Throughput and peak memory of MSVMamba models next to their peers, with the protocol of the official H100 figures.
 
     python tools/benchmark.py classify [ARCH ...] [--peers convnext-t swin-t resnet50] [protocol options]
+    python tools/benchmark.py classify [ARCH ...] --runtimes pytorch onnxruntime --modes infer --peers
     python tools/benchmark.py scaling  [ARCH ...] [--peers swin-t] [--sizes 224 512 1024 1280x800 ...]
     python tools/benchmark.py config   CONFIG [CONFIG ...] [--infer-shape H W] [--train-shape H W]
     python tools/benchmark.py plot     RESULT.json [RESULT.json ...] [--out-dir docs] [--tag cpu]
@@ -8,8 +9,9 @@
 The protocol (GPU: batch 128, 224x224, AMP fp16, as the official H100 figures; CPU: fp32, batch 8, one process per
 measurement) is described in :mod:`mmmsvmamba.analysis.benchmark`. ``classify`` and ``scaling`` need only torch:
 without mmpretrain our classifier is built in plain PyTorch (same parameters), and the peers come from torchvision
-when it is installed (``--peer-source``). ``config`` needs mmengine and mmdet or mmseg; ``plot`` needs matplotlib.
-See docs/benchmarks.md.
+when it is installed (``--peer-source``); ``--runtimes ... onnxruntime`` also times our classifiers exported to
+ONNX in onnxruntime (CPU inference; needs requirements/deploy.txt) and reports its ratio to PyTorch. ``config``
+needs mmengine and mmdet or mmseg; ``plot`` needs matplotlib. See docs/benchmarks.md.
 """
 import argparse
 import importlib.util
@@ -38,7 +40,7 @@ def _peers(args) -> list:
 
 def _progress(row: dict):
     peak = f"{row['peak_MB']:.0f} MB" if row['peak_MB'] is not None else 'n/a'
-    print(f"  {row['model']:<28} {row['mode']:<18} bs {row['bs']:<4} res {str(row['res']):<9} "
+    print(f"  {row['model']:<28} {row['runtime']:<11} {row['mode']:<18} bs {row['bs']:<4} res {str(row['res']):<9} "
           f"{row['img_s']:9.2f} img/s  {row['ms_per_img']:9.1f} ms/img  peak {peak}", file=sys.stderr, flush=True)
 
 
@@ -51,7 +53,8 @@ def measure(args) -> dict:
         output = dict(command=args.command, protocol=asdict(protocol), env=env)
         if args.command == 'classify':
             output.update(bench.benchmark_classifiers([canonical_name(m) for m in args.models], _peers(args),
-                                                      args.modes, protocol, env, args.peer_source, _progress))
+                                                      args.modes, protocol, env, args.peer_source, _progress,
+                                                      args.runtimes))
         elif args.command == 'scaling':
             models = [canonical_name(m) for m in args.models] + _peers(args)
             output.update(bench.benchmark_scaling(models, [bench.parse_size(s) for s in args.sizes], protocol,
@@ -69,12 +72,13 @@ def format_tables(output: dict) -> str:
     lines = [f"device: {env['device']}, torch {env['torch']}, CUDA {env['cuda']}, threads {env['threads']}, "
              f"scan backend {env['scan_backend']}"]
     cpu = env['device_type'] == 'cpu'
-    lines.append(f"{'model':<30} {'mode':<15} {'bs':>4} {'res':>9} {'params M':>9} {'img/s':>9} {'peak MB':>8}"
-                 + (f" {'img/CPU-s':>10} {'CPU util':>8}" if cpu else ''))
+    lines.append(f"{'model':<30} {'runtime':<11} {'mode':<15} {'bs':>4} {'res':>9} {'params M':>9} {'img/s':>9} "
+                 f"{'peak MB':>8}" + (f" {'img/CPU-s':>10} {'CPU util':>8}" if cpu else ''))
     for row in output['results']:
         peak = f"{row['peak_MB']:8.0f}" if row['peak_MB'] is not None else f"{'n/a':>8}"
-        line = (f"{row['model']:<30} {row['mode']:<15} {row['bs']:>4} {str(row['res']):>9} "
-                f"{row['params_M']:>9.2f} {row['img_s']:>9.2f} {peak}")
+        params = f"{row['params_M']:>9.2f}" if row['params_M'] is not None else f"{'':>9}"
+        line = (f"{row['model']:<30} {row['runtime']:<11} {row['mode']:<15} {row['bs']:>4} {str(row['res']):>9} "
+                f"{params} {row['img_s']:>9.2f} {peak}")
         if cpu:
             line += f" {row['img_per_cpu_s']:>10.2f} {row['cpu_utilisation']:>8.2f}"
         lines.append(line)
@@ -83,6 +87,10 @@ def format_tables(output: dict) -> str:
         per_cpu = f", per CPU-second {ratio['img_per_cpu_s_ratio']:.2f}x" if 'img_per_cpu_s_ratio' in ratio else ''
         lines.append(f"{ratio['model']} / {ratio['peer']} ({ratio['mode']}): throughput {ratio['img_s_ratio']:.2f}x"
                      f"{per_cpu}, peak memory {peak}")
+    for ratio in output.get('runtime_ratios', []):
+        per_cpu = f", per CPU-second {ratio['img_per_cpu_s_ratio']:.2f}x" if 'img_per_cpu_s_ratio' in ratio else ''
+        lines.append(f"{ratio['model']} ({ratio['mode']}, bs {ratio['bs']}): onnxruntime / PyTorch throughput "
+                     f"{ratio['img_s_ratio']:.2f}x{per_cpu}")
     for name, entry in output.get('scaling', {}).items():
         for key, what in (('ms_per_img', 'wall'), ('cpu_ms_per_img', 'CPU')):
             if f'{key}_1024_over_512' in entry:
@@ -118,6 +126,8 @@ def parse_args(argv=None):
     classify.add_argument('--peers', nargs='*', help=f'peers (default {" ".join(PEERS)}, when mmpretrain or '
                                                      'torchvision is installed)')
     classify.add_argument('--modes', nargs='+', choices=bench.MODES, default=list(bench.MODES))
+    classify.add_argument('--runtimes', nargs='+', choices=bench.RUNTIMES, default=['pytorch'],
+                          help='onnxruntime: also our classifiers exported to ONNX (CPU inference; default pytorch)')
     scaling = sub.add_parser('scaling', parents=[common], help='inference time per image against input size')
     scaling.add_argument('models', nargs='*', default=['tiny'], help='MSVMamba archs (default tiny)')
     scaling.add_argument('--peers', nargs='*', help='peers (default swin-t, when mmpretrain or torchvision is '

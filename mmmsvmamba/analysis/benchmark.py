@@ -13,9 +13,15 @@ resident set minus the resident set before the model was built. CPU rows also re
 process CPU time, which does not depend on what else the machine runs (with one thread it is the throughput of one
 idle core). CPU figures compare models measured side by side, not with the GPU anchors.
 
+Two runtimes (``Case.runtime``): ``'pytorch'`` and, for inference of our classifiers on CPU, ``'onnxruntime'``:
+the classifier exported once to ONNX (:mod:`mmmsvmamba.deploy`, in the calling process, so that the export's
+memory is not in the measurement's peak), then timed by the same protocol, its session given the protocol's
+threads. Rows say their ``runtime``.
+
 Three measurements, each returning ``dict(results=[rows], ...)``: :func:`benchmark_classifiers` (ours and the
-peers at one size, with throughput ratios), :func:`benchmark_scaling` (inference time against input size),
-:func:`benchmark_configs` (test_step / train_step of mmdet or mmseg configs on synthetic data).
+peers at one size, with throughput ratios to the peers and, with both runtimes, onnxruntime's to PyTorch's),
+:func:`benchmark_scaling` (inference time against input size), :func:`benchmark_configs` (test_step / train_step of
+mmdet or mmseg configs on synthetic data).
 """
 import concurrent.futures
 import contextlib
@@ -26,6 +32,7 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -46,6 +53,7 @@ H100_ANCHORS = {
     ('tiny', 'train'): dict(img_s=777.30, peak_MB=13742.0),
 }
 MODES = ('infer', 'train')
+RUNTIMES = ('pytorch', 'onnxruntime')
 AMP = ('fp16', 'bf16', 'none')
 # (CUDA, CPU) batch sizes; configs train with the config's own batch unless one is given
 DEFAULT_BS = dict(classify=(128, 8), scaling=(16, 1), config=(1, 1))
@@ -113,6 +121,8 @@ class Case:
     shape: Tuple[int, int]
     peer_source: str = 'auto'
     label: Optional[str] = None
+    runtime: str = 'pytorch'
+    onnx_path: Optional[str] = None  # the exported classifier, for runtime 'onnxruntime'
 
     @property
     def name(self) -> str:
@@ -287,6 +297,11 @@ def _measure(case: Case, protocol: Protocol) -> dict:
         with config_scope(source):
             model, step = _config_step(cfg, case.mode, protocol, device, height, width)
             seconds, cpu_seconds = time_steps(step, protocol, device)
+    elif case.runtime == 'onnxruntime':
+        from ..deploy.onnxruntime import ort_infer_step
+        model, source = None, 'onnxruntime'
+        step = ort_infer_step(case.onnx_path, torch.randn(protocol.bs, 3, height, width), protocol.threads)
+        seconds, cpu_seconds = time_steps(step, protocol, device)
     else:
         model, source = build_named_model(case.model, case.peer_source)
         model.to(device)
@@ -303,8 +318,8 @@ def _measure(case: Case, protocol: Protocol) -> dict:
     img_s = [images / s for s in seconds]
     row = dict(
         model=case.name, mode=f'{case.mode}_{protocol.precision}', step=case.mode, precision=protocol.precision,
-        bs=protocol.bs, res=height if height == width else f'{height}x{width}',
-        params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 6),
+        runtime=case.runtime, bs=protocol.bs, res=height if height == width else f'{height}x{width}',
+        params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 6) if model is not None else None,
         img_s=statistics.median(img_s), peak_MB=peak / 2**20 if peak is not None else None,
         ms_per_img=1e3 / statistics.median(img_s), runs_img_s=img_s, source=source)
     if device.type == 'cpu':
@@ -375,26 +390,67 @@ def _ratio(a, b):
 
 
 def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Sequence[str], protocol: Protocol,
-                          env: dict, peer_source: str = 'auto', progress=None) -> dict:
+                          env: dict, peer_source: str = 'auto', progress=None,
+                          runtimes: Sequence[str] = ('pytorch', )) -> dict:
     """Ours and the peers at ``protocol.res``: the rows, the ratios of each of ours to each peer
-    (:func:`peer_ratios`), and the comparison with the H100 anchors (:func:`add_h100_anchors`)."""
+    (:func:`peer_ratios`), the comparison with the H100 anchors (:func:`add_h100_anchors`) and, when
+    ``runtimes`` has both, onnxruntime's throughput relative to PyTorch's for each of ours (:func:`runtime_ratios`).
+
+    The onnxruntime rows are inference on CPU of our classifiers (not the peers); each is exported once, before
+    its measurements, and the export time is in its rows (``export_s``).
+    """
+    unknown = set(runtimes) - set(RUNTIMES)
+    if unknown or not runtimes:
+        raise ValueError(f'runtimes must be some of {RUNTIMES}, got {list(runtimes)}')
+    if 'onnxruntime' in runtimes and torch.device(protocol.device).type != 'cpu':
+        raise ValueError('the onnxruntime runtime is measured on CPU; use --device cpu')
+    shape = (protocol.res, protocol.res)
     results = []
-    for name in list(models) + list(peers):
-        for mode in modes:
-            case = Case('classifier', name, mode, protocol, (protocol.res, protocol.res), peer_source)
-            results.append(run_case(case, progress))
+    with tempfile.TemporaryDirectory(prefix='mmmsvmamba-onnx-') as folder:
+        for name in list(models) + list(peers):
+            for mode in modes:
+                if 'pytorch' in runtimes:
+                    results.append(run_case(Case('classifier', name, mode, protocol, shape, peer_source), progress))
+            if 'onnxruntime' in runtimes and name in models and 'infer' in modes:
+                path, export_s = export_classifier(name, os.path.join(folder, f'{name}.onnx'))
+                case = Case('classifier', name, 'infer', protocol, shape, runtime='onnxruntime', onnx_path=path)
+                results.append(dict(run_case(case, progress), export_s=export_s))
     add_h100_anchors(results, env['device'])
-    return dict(results=results, ratios=peer_ratios(results, models, peers))
+    return dict(results=results, ratios=peer_ratios(results, models, peers),
+                runtime_ratios=runtime_ratios(results, models))
+
+
+def export_classifier(arch: str, path: str) -> Tuple[str, float]:
+    """Export the ImageNet classifier of ``arch`` (random weights: timing only) to ``path``; (path, seconds)."""
+    from ..deploy import build_model, export_onnx
+    info = export_onnx(build_model(arch=arch), path)
+    return path, info['export_s']
+
+
+def runtime_ratios(results: Sequence[dict], models: Sequence[str]) -> List[dict]:
+    """onnxruntime's images/s over PyTorch's for each of ``models`` measured with both (inference)."""
+    ratios = []
+    for ort_row in results:
+        if ort_row['runtime'] != 'onnxruntime' or ort_row['model'] not in models:
+            continue
+        for row in results:
+            if row['model'] == ort_row['model'] and row['runtime'] == 'pytorch' and row['mode'] == ort_row['mode']:
+                ratio = dict(model=row['model'], mode=row['mode'], bs=row['bs'],
+                             img_s_ratio=ort_row['img_s'] / row['img_s'])
+                if 'img_per_cpu_s' in row:
+                    ratio['img_per_cpu_s_ratio'] = ort_row['img_per_cpu_s'] / row['img_per_cpu_s']
+                ratios.append(ratio)
+    return ratios
 
 
 def peer_ratios(results: Sequence[dict], models: Sequence[str], peers: Sequence[str]) -> List[dict]:
     """Throughput and peak-memory ratios of each of ``models`` to each of ``peers``, per mode (same mode only)."""
     ratios = []
     for row in results:
-        if row['model'] not in models:
+        if row['model'] not in models or row['runtime'] != 'pytorch':
             continue
         for peer in results:
-            if peer['model'] in peers and peer['mode'] == row['mode']:
+            if peer['model'] in peers and peer['mode'] == row['mode'] and peer['runtime'] == 'pytorch':
                 ratio = dict(model=row['model'], mode=row['mode'], peer=peer['model'],
                              img_s_ratio=row['img_s'] / peer['img_s'],
                              peak_MB_ratio=_ratio(row['peak_MB'], peer['peak_MB']))

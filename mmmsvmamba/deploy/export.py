@@ -12,6 +12,7 @@ its config's data preprocessor does, to plain tensors:
 :func:`export_onnx` writes it with ``torch.onnx.export(dynamo=True)``, the compiled scan ops translated by
 :mod:`mmmsvmamba.deploy.onnx_scan`; batch, height and width stay dynamic.
 """
+import copy
 import os
 import time
 from typing import Optional, Sequence
@@ -237,7 +238,9 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     if not compiled.has_kernel('cpu'):
         raise DeployError(compiled.not_built_message('cpu'))
     opset = opset or onnx_scan.OPSET
-    model = model.eval()
+    # a copy in contiguous memory: ONNX has no memory layouts, and symbolic shapes over channels-last strides
+    # make torch.export several times slower (docs/deploy.md, "Export time")
+    model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     images = torch.randn(*example_shape)
     dims = None
     if dynamic:

@@ -1,12 +1,10 @@
-"""Measurements behind docs/deploy.md: scan formulations in ONNX Runtime, and ONNX Runtime against PyTorch.
+"""The measurement behind docs/deploy.md's choice of scan formulation in ONNX Runtime.
 
     python -m mmmsvmamba.deploy.measure formulations [--threads 2] [--repeats 7]
-    python -m mmmsvmamba.deploy.measure throughput [ARCH ...] [--batch 1 8] [--size 224] [--threads 2]
 
 ``formulations`` exports one selective scan (the shapes of MSVMamba-T's stages at 224x224, batch 1) with each
-candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op.
-``throughput`` exports each arch's ImageNet classifier and times onnxruntime and PyTorch (compiled CPU op) in the
-same process, alternating one timed run of each, and reports medians (images/s) and their ratio.
+candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op. Whole models in
+onnxruntime against PyTorch: ``tools/benchmark.py classify --runtimes pytorch onnxruntime``.
 """
 import argparse
 import json
@@ -188,77 +186,14 @@ def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> li
 # ONNX Runtime against PyTorch on whole models
 
 
-def compare_throughput(model: torch.nn.Module, onnx_path: str, batch: int, size, threads: int = 2,
-                       runs: int = 7, warmup: int = 2) -> dict:
-    """Images/s of ``model`` in PyTorch and of ``onnx_path`` in onnxruntime, timed alternately in this process.
-
-    Each of ``runs`` rounds times one forward of each (after ``warmup`` untimed ones); the medians are reported,
-    as images per second of wall time (``*_img_s``, ``ratio``) and per second of process CPU time
-    (``*_img_per_cpu_s``, ``cpu_ratio``: the work, less sensitive to other load on shared cores).
-    """
-    from .onnxruntime import build_session, ort_infer_step
-    torch.set_num_threads(threads)
-    height, width = (size, size) if isinstance(size, int) else size
-    images = torch.randn(batch, 3, height, width)
-    session = build_session(onnx_path, threads, spinning=False)
-    ort_step = ort_infer_step(session, images)
-    model = model.eval()
-
-    def torch_step():
-        with torch.no_grad():
-            model(images)
-    for _ in range(warmup):
-        ort_step()
-        torch_step()
-    wall = dict(ort=[], torch=[])
-    cpu = dict(ort=[], torch=[])
-    for _ in range(runs):
-        for name, step in (('ort', ort_step), ('torch', torch_step)):
-            start_wall, start_cpu = time.perf_counter(), time.process_time()
-            step()
-            wall[name].append(time.perf_counter() - start_wall)
-            cpu[name].append(time.process_time() - start_cpu)
-    ips = {name: batch / statistics.median(times) for name, times in wall.items()}
-    cpu_ips = {name: batch / statistics.median(times) for name, times in cpu.items()}
-    return dict(batch=batch, size=[height, width], threads=threads, runs=runs, ort_img_s=round(ips['ort'], 2),
-                torch_img_s=round(ips['torch'], 2), ratio=round(ips['ort'] / ips['torch'], 3),
-                ort_img_per_cpu_s=round(cpu_ips['ort'], 2), torch_img_per_cpu_s=round(cpu_ips['torch'], 2),
-                cpu_ratio=round(cpu_ips['ort'] / cpu_ips['torch'], 3))
-
-
-def _cmd_throughput(args):
-    from .export import build_model, export_onnx
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for arch in args.archs:
-            model = build_model(arch=arch)
-            path = os.path.join(tmp, f'{arch}.onnx')
-            info = export_onnx(model, path)
-            for batch in args.batch:
-                row = dict(arch=arch, export_s=info['export_s'], nodes=info['nodes'],
-                           **compare_throughput(model, path, batch, args.size, args.threads, args.runs))
-                print(json.dumps(row), flush=True)
-                results.append(row)
-    return results
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     form = sub.add_parser('formulations', help='time the candidate ONNX scan formulations')
     form.add_argument('--threads', type=int, default=1)
     form.add_argument('--repeats', type=int, default=15)
-    thr = sub.add_parser('throughput', help='onnxruntime vs PyTorch images/s of the ImageNet classifiers')
-    thr.add_argument('archs', nargs='*', default=['tiny'])
-    thr.add_argument('--batch', type=int, nargs='+', default=[1])
-    thr.add_argument('--size', type=int, default=224)
-    thr.add_argument('--threads', type=int, default=2)
-    thr.add_argument('--runs', type=int, default=7)
     args = parser.parse_args(argv)
-    if args.command == 'formulations':
-        compare_formulations(args.threads, args.repeats)
-    else:
-        _cmd_throughput(args)
+    compare_formulations(args.threads, args.repeats)
 
 
 if __name__ == '__main__':

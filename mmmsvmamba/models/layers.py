@@ -27,8 +27,11 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor
     ``weight`` is (out, C) or (out, C, 1, 1). The result is a permuted view of a contiguous (B, H, W, out) tensor,
     i.e. torch.channels_last memory: on CPU a matmul in that layout is several times faster than a 1x1
     convolution on (B, C, H, W) memory, and the depthwise convolutions that follow are faster on it too
-    (docs/architecture.md, "Memory layout").
+    (docs/architecture.md, "Memory layout"). Under torch.export it is a 1x1 convolution: ONNX has no memory
+    layouts, and without the two permutes the export's symbolic-shape tracing takes a fraction of the time.
     """
+    if torch.compiler.is_exporting():
+        return F.conv2d(x, weight.reshape(weight.shape[0], -1, 1, 1), bias)
     return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
 
 

@@ -74,9 +74,9 @@ def test_settings_are_restored_after_a_measurement():
     assert torch.get_num_threads() == threads
 
 
-def _row(model, step, precision='fp32', img_s=10.0, peak=100.0, bs=8, res=224):
+def _row(model, step, precision='fp32', img_s=10.0, peak=100.0, bs=8, res=224, runtime='pytorch'):
     return dict(model=model, step=step, precision=precision, mode=f'{step}_{precision}', img_s=img_s, peak_MB=peak,
-                bs=bs, res=res)
+                bs=bs, res=res, runtime=runtime)
 
 
 def test_peer_ratios_pair_each_of_ours_with_each_peer_in_the_same_mode():
@@ -86,6 +86,33 @@ def test_peer_ratios_pair_each_of_ours_with_each_peer_in_the_same_mode():
     assert set(ratios) == {('nano', 'resnet50', 'infer_fp32'), ('nano', 'resnet50', 'train_fp32')}
     assert ratios[('nano', 'resnet50', 'infer_fp32')]['img_s_ratio'] == 3.0
     assert ratios[('nano', 'resnet50', 'train_fp32')]['peak_MB_ratio'] is None  # no peak, no ratio
+
+
+def test_runtime_ratios_pair_onnxruntime_with_pytorch_of_the_same_model():
+    rows = [_row('nano', 'infer', img_s=30), _row('nano', 'infer', img_s=45, runtime='onnxruntime'),
+            _row('tiny', 'infer', img_s=9), _row('resnet50', 'infer', img_s=10)]
+    assert bench.runtime_ratios(rows, ['nano', 'tiny']) == [dict(model='nano', mode='infer_fp32', bs=8,
+                                                                 img_s_ratio=1.5)]
+    # an onnxruntime row is no peer comparison of its own
+    assert [r['img_s_ratio'] for r in bench.peer_ratios(rows, ['nano'], ['resnet50'])] == [3.0]
+
+
+def test_onnxruntime_runtime_times_the_exported_classifier():
+    pytest.importorskip('onnxruntime', reason='the deploy extras are not installed (requirements/deploy.txt)')
+    from mmmsvmamba.ops import compiled
+    if not compiled.has_kernel('cpu'):
+        pytest.skip('export needs the compiled CPU ops')
+    protocol = tiny_protocol(res=96, runs=1)  # the export's smallest input is 68 (mmmsvmamba.deploy.MIN_SIZE)
+    output = bench.benchmark_classifiers(['nano'], [], ['infer'], protocol, bench.environment(protocol),
+                                         runtimes=('pytorch', 'onnxruntime'))
+    torch_row, ort_row = output['results']
+    assert (torch_row['runtime'], ort_row['runtime']) == ('pytorch', 'onnxruntime')
+    assert ort_row['source'] == 'onnxruntime' and ort_row['export_s'] > 0 and ort_row['params_M'] is None
+    assert (ort_row['bs'], ort_row['res'], ort_row['mode'], len(ort_row['runs_img_s'])) == (2, 96, 'infer_fp32', 1)
+    (ratio, ) = output['runtime_ratios']
+    assert ratio['img_s_ratio'] == pytest.approx(ort_row['img_s'] / torch_row['img_s'])
+    with pytest.raises(ValueError, match='runtimes must be some of'):
+        bench.benchmark_classifiers(['nano'], [], ['infer'], protocol, {}, runtimes=('tensorrt', ))
 
 
 def test_h100_anchors_only_under_their_protocol():

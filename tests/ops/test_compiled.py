@@ -11,7 +11,7 @@ import torch
 from mmmsvmamba.ops import compiled, selective_scan_fn
 from mmmsvmamba.ops import testing as scan_testing
 from mmmsvmamba.ops.backend import resolve_backend
-from tests.ops.compiled_helpers import (CUDA_KERNEL_DEVICES, DEVICE_DTYPES, DEVICES, EMULATED, HALF_RES, INPUT_NAMES,
+from tests.ops.compiled_helpers import (DEVICE_DTYPES, DEVICES, EMULATED, HALF_RES, INPUT_NAMES,
                                         SEQUENCE, assert_scan_close, compiled_ops, make_inputs, require_emulated,
                                         run_scan, tensor_device)
 

@@ -133,7 +133,6 @@ def test_chunks_cover_every_position(ops, seqlen, multiprocessors):
     assert (lengths[:-1] % TILE == 0).all()  # every chunk but the last is whole tiles
 
 
-
 def _device_parametrizations():
     """(test name, argnames, values) of every parametrize mark over 'device' in the test modules of tests/ops."""
     for path in sorted(pathlib.Path(__file__).parent.glob('test_*.py')):
