@@ -172,7 +172,19 @@ def rss_bytes() -> Optional[int]:
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set so far."""
+    """This process's peak resident set so far.
+
+    On Linux this is VmHWM of /proc/self/status, not ``getrusage``'s ru_maxrss: a spawned child's ru_maxrss
+    starts at its parent's resident set at the fork, so an isolated measurement launched from a large parent (one
+    that has exported models, say) would report the parent's size.
+    """
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == 'darwin' else peak * 1024  # kilobytes on Linux, bytes on macOS
 

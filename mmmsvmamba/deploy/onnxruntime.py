@@ -49,15 +49,16 @@ def run(session: ort.InferenceSession, images) -> list:
     return session.run(None, _feed(session, images))
 
 
-def ort_infer_step(session_or_path, images, threads: Optional[int] = None) -> Callable[[], list]:
+def ort_infer_step(session_or_path, images, threads: Optional[int] = None,
+                   spinning: bool = True) -> Callable[[], list]:
     """A no-argument function that runs one onnxruntime inference of ``images`` and returns its outputs.
 
     ``session_or_path`` is a session from :func:`build_session` or a path (a session is then built with
-    ``threads``, spinning off). The input is converted once, here, so the step times the inference alone.
+    ``threads`` and ``spinning``). The input is converted once, here, so the step times the inference alone.
     """
     session = session_or_path
     if not isinstance(session, ort.InferenceSession):
-        session = build_session(session_or_path, threads, spinning=False)
+        session = build_session(session_or_path, threads, spinning)
     feed = _feed(session, images)
 
     def step():

@@ -68,6 +68,14 @@ def test_isolated_measurement_reports_its_own_peak_memory():
     assert row['peak_MB'] > 4 * row['params_M'] * 4 * 0.9
 
 
+def test_isolated_peak_is_the_measurement_not_the_parent():
+    """A child's getrusage peak starts at its parent's size at the fork: a 600 MB parent must not show in it."""
+    ballast = torch.ones(150 * 2**20)  # 600 MB, resident (written)
+    row = bench.run_case(bench.Case('classifier', 'nano', 'infer', tiny_protocol(isolate=True), (32, 32)))
+    assert 0 < row['peak_MB'] < 300, row['peak_MB']
+    del ballast
+
+
 def test_settings_are_restored_after_a_measurement():
     threads = torch.get_num_threads()
     bench.measure(bench.Case('classifier', 'nano', 'infer', tiny_protocol(threads=threads + 1), (32, 32)))
