@@ -424,7 +424,8 @@ def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Se
                 if 'pytorch' in runtimes:
                     results.append(run_case(Case('classifier', name, mode, protocol, shape, peer_source), progress))
             if 'onnxruntime' in runtimes and name in models and 'infer' in modes:
-                path, export_s = export_classifier(name, os.path.join(folder, f'{name}.onnx'))
+                path = os.path.join(folder, f'{name}.onnx')
+                export_s = export_classifier(name, path)
                 case = Case('classifier', name, 'infer', protocol, shape, runtime='onnxruntime', onnx_path=path)
                 results.append(dict(run_case(case, progress), export_s=export_s))
     add_h100_anchors(results, env['device'])
@@ -432,11 +433,10 @@ def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Se
                 runtime_ratios=runtime_ratios(results, models))
 
 
-def export_classifier(arch: str, path: str) -> Tuple[str, float]:
-    """Export the ImageNet classifier of ``arch`` (random weights: timing only) to ``path``; (path, seconds)."""
+def export_classifier(arch: str, path: str) -> float:
+    """Export the ImageNet classifier of ``arch`` (random weights: timing only) to ``path``; the seconds it took."""
     from ..deploy import build_model, export_onnx
-    info = export_onnx(build_model(arch=arch), path)
-    return path, info['export_s']
+    return export_onnx(build_model(arch=arch), path)['export_s']
 
 
 def runtime_ratios(results: Sequence[dict], models: Sequence[str]) -> List[dict]:

@@ -182,10 +182,6 @@ def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> li
     return rows
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# ONNX Runtime against PyTorch on whole models
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
