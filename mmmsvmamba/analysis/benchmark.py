@@ -416,6 +416,8 @@ def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Se
         raise ValueError(f'runtimes must be some of {RUNTIMES}, got {list(runtimes)}')
     if 'onnxruntime' in runtimes and torch.device(protocol.device).type != 'cpu':
         raise ValueError('the onnxruntime runtime is measured on CPU; use --device cpu')
+    if 'onnxruntime' in runtimes and 'infer' not in modes:
+        raise ValueError('the onnxruntime runtime measures inference; add infer to the modes')
     shape = (protocol.res, protocol.res)
     results = []
     with tempfile.TemporaryDirectory(prefix='mmmsvmamba-onnx-') as folder:

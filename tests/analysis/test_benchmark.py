@@ -121,6 +121,8 @@ def test_onnxruntime_runtime_times_the_exported_classifier():
     assert ratio['img_s_ratio'] == pytest.approx(ort_row['img_s'] / torch_row['img_s'])
     with pytest.raises(ValueError, match='runtimes must be some of'):
         bench.benchmark_classifiers(['nano'], [], ['infer'], protocol, {}, runtimes=('tensorrt', ))
+    with pytest.raises(ValueError, match='measures inference'):
+        bench.benchmark_classifiers(['nano'], [], ['train'], protocol, {}, runtimes=('onnxruntime', ))
 
 
 def test_h100_anchors_only_under_their_protocol():
