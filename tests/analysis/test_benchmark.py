@@ -69,10 +69,11 @@ def test_isolated_measurement_reports_its_own_peak_memory():
 
 
 def test_isolated_peak_is_the_measurement_not_the_parent():
-    """A child's getrusage peak starts at its parent's size at the fork: a 600 MB parent must not show in it."""
-    ballast = torch.ones(150 * 2**20)  # 600 MB, resident (written)
+    """A child's getrusage peak starts at its parent's size at the fork: 1.2 GB in the parent must not show in it
+    (a nano inference at 32x32 peaks at about 300 MB above its start, the imports of mmpretrain included)."""
+    ballast = torch.ones(300 * 2**20)  # 1.2 GB, resident (written)
     row = bench.run_case(bench.Case('classifier', 'nano', 'infer', tiny_protocol(isolate=True), (32, 32)))
-    assert 0 < row['peak_MB'] < 300, row['peak_MB']
+    assert 0 < row['peak_MB'] < 600, row['peak_MB']
     del ballast
 
 
