@@ -2,7 +2,8 @@
 // CUDA). Torch-free: the CUDA kernel header includes it, so it must compile with nvcc and with a host compiler.
 //
 // A (b, d) plane of the half-res op is an Hb x Wb map; its scanned sequence is the map's three routes one after
-// the other (spec section 4.2), 3 * Hb * Wb positions:
+// the other, scanned with one continuing state (docs/architecture.md, "The three half-res routes are one scan"),
+// 3 * Hb * Wb positions:
 //   route 0: row-major, reversed;  route 1: column-major (t = w * Hb + h);  route 2: column-major, reversed.
 #pragma once
 

@@ -1,19 +1,23 @@
 // Shared host-side pieces of the d_state = 1 selective scan: input validation and normalisation, output shapes,
-// and the half-resolution route order. Every backend (cpu/, cuda/) starts from a ScanProblem.
+// the channels-last memory layout every backend reads and writes, and the half-resolution route order. Every
+// backend (cpu/, cuda/) starts from a ScanProblem; scan_ops.h turns a backend into the four ops.
 //
 // The recurrence, per batch b, channel d (group g = d / (dim / groups)) and scanned position t, h_{-1} = 0:
-//   dt_t = delta_t + delta_bias_d, then softplus(dt_t) if delta_softplus (threshold 20)
+//   dt_t = delta_t + delta_bias_d, then softplus(dt_t) if delta_softplus (threshold kSoftplusThreshold, scan_math.h)
 //   a_t  = exp(dt_t * A_d)
 //   h_t  = a_t * h_{t-1} + dt_t * B_{b,g,t} * u_t
 //   y_t  = C_{b,g,t} * h_t + D_d * u_t
 //
-// Two layouts of the scanned sequence inside a (b, d) plane of `plane` elements:
+// Two layouts of the scanned sequence of a (b, d) row over a plane of `plane` positions:
 //   sequence: position t is element t, seqlen = plane = L.
 //   half-res: the plane is an Hb x Wb map and the sequence is its three MS2D routes one after the other
-//             (spec section 4.2), seqlen = 3 * Hb * Wb; see half_res_offset() in route_order.h.
+//             (docs/architecture.md, "The three half-res routes are one scan"), seqlen = 3 * Hb * Wb; see
+//             half_res_offset() in route_order.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 
 #include <optional>
 #include <vector>
@@ -25,19 +29,17 @@ namespace mmmsvmamba {
 
 struct ScanProblem {
   // u, delta, B, C share one "input" dtype; A, D, delta_bias are in the compute dtype (float32, or float64 for
-  // float64 inputs). D and delta_bias may be undefined. All contiguous, in the layout the backend asked for:
-  //   channels-first (CUDA): u, delta (batch, dim, plane...) and B, C (batch, groups, 1, plane...) as given;
-  //   channels-last (CPU):   the channel axis moved last, u, delta (batch, plane..., dim), B, C (batch, 1, plane...,
-  //                          groups), so that neighbouring channels of one position are neighbours in memory.
+  // float64 inputs). D and delta_bias may be undefined. All contiguous with the channel axis moved last:
+  // u, delta (batch, plane..., dim), B, C (batch, 1, plane..., groups), so that neighbouring channels of one
+  // position are neighbours in memory (the memory of the model's channels-last activations).
   at::Tensor u, delta, A, B, C, D, delta_bias;
   int64_t batch = 0, dim = 0, groups = 1;
-  int64_t plane = 0;   // elements of one (b, d) plane of u
+  int64_t plane = 0;   // positions of one (b, d) row of u
   int64_t seqlen = 0;  // scanned positions per (b, d)
   int64_t height = 0, width = 0;
   bool half_res = false;
   bool sum_routes = true;
   bool delta_softplus = false;
-  bool channels_last = false;
 
   at::ScalarType compute_dtype() const { return u.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
@@ -49,6 +51,22 @@ struct ScanProblem {
   }
   // Axis of output_sizes() that holds the channels.
   int64_t output_channel_axis() const { return half_res && !sum_routes ? 2 : 1; }
+
+  // A tensor of output_sizes() whose memory has the channel axis innermost, zero-filled if `zero`.
+  at::Tensor empty_output(const at::TensorOptions& options, bool zero) const {
+    std::vector<int64_t> memory = output_sizes();
+    const int64_t axis = output_channel_axis();
+    memory.erase(memory.begin() + axis);
+    memory.push_back(dim);
+    return (zero ? at::zeros(memory, options) : at::empty(memory, options)).movedim(-1, axis);
+  }
+  // dout (output_sizes(), any strides) as `dtype` in the backends' memory layout (channel axis innermost);
+  // no copy for a float dout in that layout already.
+  at::Tensor dout_channels_last(const at::Tensor& dout, at::ScalarType dtype) const {
+    return dout.movedim(output_channel_axis(), -1).to(dtype).contiguous();
+  }
+  // A (batch, plane, dim) buffer as a tensor of u's logical shape (batch, dim, plane...), memory unchanged.
+  at::Tensor like_input(const at::Tensor& buffer) const { return buffer.view(u.sizes()).movedim(-1, 1); }
 };
 
 inline void check_input_dtype(const char* op, const at::Tensor& u) {
@@ -59,8 +77,6 @@ inline void check_input_dtype(const char* op, const at::Tensor& u) {
 
 // Which op's inputs make_problem reads: the sequence op, or the half-res op on maps.
 enum class ScanKind { kSequence, kHalfRes };
-// The memory layout make_problem gives ScanProblem's tensors (see ScanProblem).
-enum class ScanLayout { kChannelsFirst, kChannelsLast };
 // The ops' boolean arguments (sum_routes only matters for the half-res op).
 struct ScanFlags {
   bool delta_softplus = false;
@@ -70,14 +86,12 @@ struct ScanFlags {
 // Validates the inputs of either op and brings them to the form the kernels read (see ScanProblem).
 // Sequence op: u, delta (B, D, L); B, C (B, G, 1, L). Half-res op: u, delta (B, D, Hb, Wb); B, C (B, G, 1, Hb, Wb).
 // Both: A (D, 1), D and delta_bias (D,) or absent.
-inline ScanProblem make_problem(const char* op, ScanKind kind, ScanLayout layout_kind, const at::Tensor& u,
-                                const at::Tensor& delta, const at::Tensor& A, const at::Tensor& B,
-                                const at::Tensor& C, const std::optional<at::Tensor>& D,
-                                const std::optional<at::Tensor>& delta_bias, ScanFlags flags) {
+inline ScanProblem make_problem(const char* op, ScanKind kind, const at::Tensor& u, const at::Tensor& delta,
+                                const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
+                                const std::optional<at::Tensor>& D, const std::optional<at::Tensor>& delta_bias,
+                                ScanFlags flags) {
   const bool half_res = kind == ScanKind::kHalfRes;
-  const bool channels_last = layout_kind == ScanLayout::kChannelsLast;
   ScanProblem p;
-  p.channels_last = channels_last;
   p.half_res = half_res;
   p.sum_routes = flags.sum_routes;
   p.delta_softplus = flags.delta_softplus;
@@ -112,15 +126,14 @@ inline ScanProblem make_problem(const char* op, ScanKind kind, ScanLayout layout
 
   const auto in_dtype = u.scalar_type();
   const auto acc_dtype = in_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  // One input dtype for the kernels: delta, B and C follow u (spec section 5.2 has them equal anyway).
-  // A no-op for inputs already in the asked layout (the model hands the CPU kernels channels-last maps).
-  auto layout = [&](const at::Tensor& t) {
-    return (channels_last ? t.to(in_dtype).movedim(1, -1) : t.to(in_dtype)).contiguous();
-  };
-  p.u = layout(u);
-  p.delta = layout(delta);
-  p.B = layout(B);
-  p.C = layout(C);
+  // One input dtype for the kernels: delta, B and C follow u (the official kernels require them to share u's
+  // dtype, and the model computes them so). Moving the channel axis last and making the tensor contiguous is a
+  // no-op for the channels-last maps the model passes; other inputs are copied once.
+  auto channels_last = [&](const at::Tensor& t) { return t.to(in_dtype).movedim(1, -1).contiguous(); };
+  p.u = channels_last(u);
+  p.delta = channels_last(delta);
+  p.B = channels_last(B);
+  p.C = channels_last(C);
   p.A = A.to(acc_dtype).contiguous();
   if (D.has_value() && D->defined()) {
     check_shape(op, "D", *D, {p.dim}, "(dim,)");

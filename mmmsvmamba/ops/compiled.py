@@ -95,54 +95,41 @@ def _scan_out_dtype(u: torch.Tensor, out_float: bool) -> torch.dtype:
     return compute_dtype(u.dtype) if out_float else u.dtype
 
 
-def _new_output(like: torch.Tensor, shape: tuple, dtype: torch.dtype, channel_axis: int = 1,
-                channels_last: Optional[bool] = None) -> torch.Tensor:
-    """An empty tensor in the memory layout the kernels of ``like``'s device return.
-
-    CUDA kernels return contiguous tensors; CPU kernels return the channel axis innermost (a permuted view of a
-    contiguous tensor, see csrc/selective_scan/cpu), so the fake kernels must say so too. ``channels_last``
-    overrides the choice by device (the CUDA kernels on the emulated device return contiguous CPU tensors).
-    """
-    if channels_last is None:
-        channels_last = like.device.type != 'cuda'
-    if not channels_last:
-        return like.new_empty(shape, dtype=dtype)
+def _new_output(like: torch.Tensor, shape: tuple, dtype: torch.dtype, channel_axis: int = 1) -> torch.Tensor:
+    """An empty tensor in the memory layout the kernels return: the channel axis innermost (a permuted view of a
+    contiguous tensor, see csrc/selective_scan), on every device, so that torch.compile knows the strides."""
     shape = tuple(shape)
     memory = shape[:channel_axis] + shape[channel_axis + 1:] + (shape[channel_axis],)
     return like.new_empty(memory, dtype=dtype).movedim(-1, channel_axis)
 
 
-def _grads_like(u, delta, A, B, C, D, delta_bias, channels_last=None):
+def _grads_like(u, delta, A, B, C, D, delta_bias):
     """Fake gradients: each in its input's shape and dtype, in the kernels' layout (du, ddelta as the output)."""
     compute = compute_dtype(u.dtype)
     dim = u.shape[1]
-    return (_new_output(u, u.shape, u.dtype, channels_last=channels_last),
-            _new_output(u, delta.shape, delta.dtype, channels_last=channels_last), A.new_empty(A.shape),
+    return (_new_output(u, u.shape, u.dtype), _new_output(u, delta.shape, delta.dtype), A.new_empty(A.shape),
             B.new_empty(B.shape), C.new_empty(C.shape),
             D.new_empty(D.shape) if D is not None else u.new_empty((dim,), dtype=compute),
             delta_bias.new_empty(delta_bias.shape) if delta_bias is not None else u.new_empty((dim,), dtype=compute))
 
 
-def _selective_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float, channels_last=None):
-    return _new_output(u, u.shape, _scan_out_dtype(u, out_float), channels_last=channels_last)
+def _selective_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, out_float):
+    return _new_output(u, u.shape, _scan_out_dtype(u, out_float))
 
 
-def _selective_scan_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus, channels_last=None):
-    return _grads_like(u, delta, A, B, C, D, delta_bias, channels_last)
+def _selective_scan_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus):
+    return _grads_like(u, delta, A, B, C, D, delta_bias)
 
 
-def _half_res_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float,
-                       channels_last=None):
+def _half_res_fwd_fake(u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float):
     batch, dim, height, width = u.shape
     if sum_routes:
-        return _new_output(u, (batch, dim, height, width), _scan_out_dtype(u, out_float),
-                           channels_last=channels_last)
-    return _new_output(u, (batch, 3, dim, height, width), _scan_out_dtype(u, out_float), channel_axis=2,
-                       channels_last=channels_last)
+        return _new_output(u, (batch, dim, height, width), _scan_out_dtype(u, out_float))
+    return _new_output(u, (batch, 3, dim, height, width), _scan_out_dtype(u, out_float), channel_axis=2)
 
 
-def _half_res_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, channels_last=None):
-    return _grads_like(u, delta, A, B, C, D, delta_bias, channels_last)
+def _half_res_bwd_fake(dout, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes):
+    return _grads_like(u, delta, A, B, C, D, delta_bias)
 
 
 def _setup_context(ctx, inputs, output):
@@ -159,25 +146,9 @@ def _input_grads(ctx, grads):
             ddelta_bias if ctx.has_delta_bias else None) + (None,) * (len(ctx.flags) + 1)
 
 
-def register_python_kernels(namespace: str, channels_last: Optional[bool] = None) -> None:
-    """Register the fake kernels and the autograd formulas of the four ops of the C++ library ``namespace``.
-
-    ``channels_last`` is the memory layout that library's kernels return: ``None`` by device, as the kernels of
-    ``mmmsvmamba`` do (CPU channels innermost, CUDA contiguous); ``False`` contiguous on every device.
-    """
+def register_python_kernels(namespace: str) -> None:
+    """Register the fake kernels and the autograd formulas of the four ops of the C++ library ``namespace``."""
     ops = getattr(torch.ops, namespace)
-
-    def sequence_fwd_fake(*args):
-        return _selective_scan_fwd_fake(*args, channels_last=channels_last)
-
-    def sequence_bwd_fake(*args):
-        return _selective_scan_bwd_fake(*args, channels_last=channels_last)
-
-    def half_res_fwd_fake(*args):
-        return _half_res_fwd_fake(*args, channels_last=channels_last)
-
-    def half_res_bwd_fake(*args):
-        return _half_res_bwd_fake(*args, channels_last=channels_last)
 
     def sequence_backward(ctx, dout):
         return _input_grads(ctx, ops.selective_scan_bwd(dout, *ctx.saved_tensors, *ctx.flags))
@@ -185,10 +156,10 @@ def register_python_kernels(namespace: str, channels_last: Optional[bool] = None
     def half_res_backward(ctx, dout):
         return _input_grads(ctx, ops.ms2d_half_res_scan_bwd(dout, *ctx.saved_tensors, *ctx.flags))
 
-    torch.library.register_fake(f'{namespace}::selective_scan_fwd', sequence_fwd_fake)
-    torch.library.register_fake(f'{namespace}::selective_scan_bwd', sequence_bwd_fake)
-    torch.library.register_fake(f'{namespace}::ms2d_half_res_scan_fwd', half_res_fwd_fake)
-    torch.library.register_fake(f'{namespace}::ms2d_half_res_scan_bwd', half_res_bwd_fake)
+    torch.library.register_fake(f'{namespace}::selective_scan_fwd', _selective_scan_fwd_fake)
+    torch.library.register_fake(f'{namespace}::selective_scan_bwd', _selective_scan_bwd_fake)
+    torch.library.register_fake(f'{namespace}::ms2d_half_res_scan_fwd', _half_res_fwd_fake)
+    torch.library.register_fake(f'{namespace}::ms2d_half_res_scan_bwd', _half_res_bwd_fake)
     torch.library.register_autograd(f'{namespace}::selective_scan_fwd', sequence_backward,
                                     setup_context=_setup_context)
     torch.library.register_autograd(f'{namespace}::ms2d_half_res_scan_fwd', half_res_backward,
@@ -214,7 +185,7 @@ def load_emulated() -> bool:
     if not _emulated_loaded:
         if not _load_extension(EMULATED_EXTENSION):
             return False
-        register_python_kernels(EMULATED_NAMESPACE, channels_last=False)
+        register_python_kernels(EMULATED_NAMESPACE)
         _emulated_loaded.append(True)
     return True
 

@@ -6,8 +6,8 @@ CUDA kernels on the emulated device.
 * :func:`selective_scan_emulated`, :func:`ms2d_half_res_scan_emulated`: the compiled CUDA kernels, run on the
   emulated CUDA device of ``csrc/emulated_cuda/`` for CPU tensors (test-only extension ``mmmsvmamba._C_emulated``,
   built with ``MMMSVMAMBA_WITH_EMULATED=1``). Differentiable; same arguments and results as
-  :func:`mmmsvmamba.ops.compiled.selective_scan_compiled` and ``ms2d_half_res_scan_compiled``, except that the
-  outputs are contiguous (the CUDA kernels' layout).
+  :func:`mmmsvmamba.ops.compiled.selective_scan_compiled` and ``ms2d_half_res_scan_compiled``, with outputs and
+  gradients in the same memory layout (channel axis innermost).
 """
 from typing import Optional, Sequence
 

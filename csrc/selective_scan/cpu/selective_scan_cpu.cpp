@@ -1,9 +1,8 @@
 // CPU kernels of the d_state = 1 selective scan and of the fused MS2D half-resolution scan, forward and backward.
 //
 // Layout: channels-last. The kernels read u, delta as (batch, position, channel) and B, C as (batch, position,
-// group) (make_problem(..., ScanLayout::kChannelsLast, ...) moves the channel axis last; a no-op for the
-// channels-last maps the model produces), and return outputs and gradients in that memory layout, viewed with the
-// logical shapes. A task owns kLanes neighbouring channels of one batch element: every load of a position is kLanes
+// group) (make_problem moves the channel axis last; a no-op for the channels-last maps the model produces), and
+// return outputs and gradients in that memory layout, viewed with the logical shapes. A task owns kLanes neighbouring channels of one batch element: every load of a position is kLanes
 // contiguous values, one SIMD register wide, so the recurrence advances kLanes channels per step with no
 // transposition.
 //
@@ -30,7 +29,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../selective_scan.h"
+#include "../scan_ops.h"
 #include "vec_math.h"
 
 namespace mmmsvmamba {
@@ -309,27 +308,11 @@ int64_t tasks_per_chunk(const ScanProblem& p) {
   return std::max<int64_t>(1, kGrainValues / std::max<int64_t>(1, p.seqlen * kLanes));
 }
 
-// Sizes with the axis `axis` moved last.
-std::vector<int64_t> channels_last_sizes(std::vector<int64_t> sizes, int64_t axis) {
-  const int64_t channels = sizes[axis];
-  sizes.erase(sizes.begin() + axis);
-  sizes.push_back(channels);
-  return sizes;
-}
-
-// A tensor of logical `sizes` whose memory has the axis `axis` innermost, zero-filled if `zero`.
-at::Tensor empty_channels_last(const std::vector<int64_t>& sizes, int64_t axis, const at::TensorOptions& options,
-                               bool zero) {
-  const auto memory = channels_last_sizes(sizes, axis);
-  return (zero ? at::zeros(memory, options) : at::empty(memory, options)).movedim(-1, axis);
-}
-
 at::Tensor scan_fwd(const ScanProblem& p, bool out_float) {
   const auto tables = p.half_res ? half_res_tables(p) : HalfResTables{};
   const StepMap map = step_map(p, tables);
   // Summed routes accumulate into the output, so it starts at zero; every other layout writes each element once.
-  at::Tensor out = empty_channels_last(p.output_sizes(), p.output_channel_axis(),
-                                       p.u.options().dtype(p.compute_dtype()), map.accumulate_out);
+  at::Tensor out = p.empty_output(p.u.options().dtype(p.compute_dtype()), map.accumulate_out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.u.scalar_type(), "selective_scan_fwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const auto data = scan_data<scalar_t, acc_t>(p);
@@ -345,7 +328,7 @@ ScanGrads scan_bwd(const ScanProblem& p, const at::Tensor& dout) {
   const auto tables = p.half_res ? half_res_tables(p) : HalfResTables{};
   const StepMap map = step_map(p, tables);
   auto options = p.u.options().dtype(p.compute_dtype());
-  const at::Tensor dy = dout.movedim(p.output_channel_axis(), -1).to(p.compute_dtype()).contiguous();
+  const at::Tensor dy = p.dout_channels_last(dout, p.compute_dtype());
   // The routes of a half-res step add into the same plane positions, so those buffers start at zero.
   auto plane_buffer = [&] {
     return map.accumulate_in ? at::zeros({p.batch, p.plane, p.dim}, options)
@@ -367,15 +350,13 @@ ScanGrads scan_bwd(const ScanProblem& p, const at::Tensor& dout) {
       for (int64_t index = begin; index < end; ++index) bwd_task(data, map, dy_ptr, buffers, hs, index);
     });
   });
-  // (batch, plane, dim) buffers -> the logical (batch, dim, plane...) shape of u, keeping channels-last memory
-  auto like_u = [&](const at::Tensor& buffer) { return buffer.view(p.u.sizes()).movedim(-1, 1); };
   // per-channel dB / dC -> per group: (batch, plane, groups, group_size) summed -> (batch, groups, plane)
   auto per_group = [&](const at::Tensor& channels) {
     return channels.view({p.batch, p.plane, p.groups, p.dim / p.groups}).sum(3).transpose(1, 2).contiguous();
   };
   ScanGrads g;
-  g.du = like_u(du);
-  g.ddelta = like_u(ddelta);
+  g.du = p.like_input(du);
+  g.ddelta = p.like_input(ddelta);
   g.dA = dA_rows.sum(0).view({p.dim, 1});
   g.dB = per_group(dB_channels);
   g.dC = per_group(dC_channels);
@@ -384,51 +365,19 @@ ScanGrads scan_bwd(const ScanProblem& p, const at::Tensor& dout) {
   return g;
 }
 
-at::Tensor selective_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                                  const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
-                                  const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool out_float) {
-  return scan_fwd(
-      make_problem("selective_scan_fwd", ScanKind::kSequence, ScanLayout::kChannelsLast, u, delta, A, B, C, D,
-                   delta_bias, {.delta_softplus = delta_softplus}),
-      out_float);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-selective_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                       const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
-                       const std::optional<at::Tensor>& delta_bias, bool delta_softplus) {
-  const auto p = make_problem("selective_scan_bwd", ScanKind::kSequence, ScanLayout::kChannelsLast, u, delta, A, B,
-                              C, D, delta_bias, {.delta_softplus = delta_softplus});
-  check_dout("selective_scan_bwd", p, dout);
-  return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
-}
-
-at::Tensor ms2d_half_res_scan_fwd_cpu(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                                      const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
-                                      const std::optional<at::Tensor>& delta_bias, bool delta_softplus,
-                                      bool sum_routes, bool out_float) {
-  return scan_fwd(
-      make_problem("ms2d_half_res_scan_fwd", ScanKind::kHalfRes, ScanLayout::kChannelsLast, u, delta, A, B, C, D,
-                   delta_bias, {.delta_softplus = delta_softplus, .sum_routes = sum_routes}),
-      out_float);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-ms2d_half_res_scan_bwd_cpu(const at::Tensor& dout, const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
-                           const at::Tensor& B, const at::Tensor& C, const std::optional<at::Tensor>& D,
-                           const std::optional<at::Tensor>& delta_bias, bool delta_softplus, bool sum_routes) {
-  const auto p = make_problem("ms2d_half_res_scan_bwd", ScanKind::kHalfRes, ScanLayout::kChannelsLast, u, delta, A,
-                              B, C, D, delta_bias, {.delta_softplus = delta_softplus, .sum_routes = sum_routes});
-  check_dout("ms2d_half_res_scan_bwd", p, dout);
-  return scan_bwd(p, dout).cast_like(u, delta, A, B, C, D, delta_bias);
-}
+// The backend of ScanOps (../scan_ops.h) on the CPU.
+struct CpuBackend {
+  static at::Tensor fwd(const char* /*op*/, const ScanProblem& p, bool out_float) { return scan_fwd(p, out_float); }
+  static ScanGrads bwd(const char* /*op*/, const ScanProblem& p, const at::Tensor& dout) { return scan_bwd(p, dout); }
+};
 
 }  // namespace
 }  // namespace mmmsvmamba
 
 TORCH_LIBRARY_IMPL(mmmsvmamba, CPU, m) {
-  m.impl("selective_scan_fwd", &mmmsvmamba::selective_scan_fwd_cpu);
-  m.impl("selective_scan_bwd", &mmmsvmamba::selective_scan_bwd_cpu);
-  m.impl("ms2d_half_res_scan_fwd", &mmmsvmamba::ms2d_half_res_scan_fwd_cpu);
-  m.impl("ms2d_half_res_scan_bwd", &mmmsvmamba::ms2d_half_res_scan_bwd_cpu);
+  using Ops = mmmsvmamba::ScanOps<mmmsvmamba::CpuBackend>;
+  m.impl("selective_scan_fwd", &Ops::selective_scan_fwd);
+  m.impl("selective_scan_bwd", &Ops::selective_scan_bwd);
+  m.impl("ms2d_half_res_scan_fwd", &Ops::ms2d_half_res_scan_fwd);
+  m.impl("ms2d_half_res_scan_bwd", &Ops::ms2d_half_res_scan_bwd);
 }

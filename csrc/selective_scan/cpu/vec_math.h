@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../scan_math.h"
+
 namespace mmmsvmamba {
 
 constexpr int kLanes = 8;  // channels a CPU task advances together: one AVX2 register of floats
@@ -21,9 +23,6 @@ typedef int32_t IntLanes __attribute__((vector_size(kLanes * sizeof(int32_t))));
 typedef double DoubleLanes __attribute__((vector_size(kLanes * sizeof(double))));
 
 namespace cpu_math {
-
-// Above this, softplus(x) is x (the threshold of torch.nn.functional.softplus).
-constexpr float kSoftplusThreshold = 20.0f;
 
 C10_ALWAYS_INLINE FloatLanes splat(float v) { return FloatLanes{} + v; }
 

@@ -1,27 +1,36 @@
-// CUDA kernels of the d_state = 1 selective scan (sequence layout) and of the fused MS2D half-resolution scan.
+// CUDA kernels of the d_state = 1 selective scan (sequence) and of the fused MS2D half-resolution scan, reading and
+// writing channels-last memory.
 //
-// Work split. A block has kWarps warps; warp w scans channel d = blockIdx.y * kWarps + w of batch blockIdx.z over
-// chunk blockIdx.x of the sequence. A warp walks its chunk in tiles of kTile = 32 * kItems positions: lane l
-// holds positions [l * kItems, (l + 1) * kItems) of the tile in registers, composes them serially, and a warp
-// scan (shuffles) combines the lanes. The state entering a tile is carried from the previous tile.
+// Layout. u, delta, the output, dout, du and ddelta are (batch, position, channel) in memory and B, C (batch,
+// position, group): the memory of the model's channels-last activations, which make_problem passes through
+// without a copy (other inputs are made so once). Positions of the half-res route sequence map to positions of
+// the Hb x Wb map by half_res_offset (index arithmetic, no permuted copies).
 //
-// Chunks. Each step of the recurrence is the affine map h -> a h + x, and maps compose associatively, so a chunk
-// is summarised by one map (A_c, X_c). When batch x channels alone do not fill the GPU (detection, batch 2),
-// the sequence is split into chunks: a summary kernel writes each chunk's map, chunk_carry_kernel turns them into
-// the state entering each chunk (sequentially over the few chunks of a row), and the main kernel rescans each
-// chunk from its carried state. With one chunk (classification shapes) only the main kernel runs.
+// Work split. A warp owns 32 consecutive channels (a "slice") of one batch element over one chunk of the
+// sequence; lane l scans channel 32 * slice + l sequentially over the chunk's positions. At each position the
+// warp's loads of u, delta (and stores of the output, du, ddelta) are 32 neighbouring elements, one coalesced
+// transaction; B_t and C_t are one value per position and group, the same address for the lanes of a group (a
+// broadcast). A lane loads kItems positions before it uses them, so that their loads are in flight together.
+// The warps of a block take consecutive (slice, chunk) pairs; blockIdx.y is the batch element. Lanes past the
+// last channel compute on a clamped channel and store nothing; they still join the warp's shuffles.
+//
+// Chunks. A lane scans sequentially, so the parallelism along the sequence comes from chunks. Each step of the
+// recurrence is the affine map h -> a h + x, and maps compose associatively, so a chunk is summarised by one map
+// (A_c, X_c). When batch x slices do not fill the GPU, the sequence is split: a summary kernel writes each chunk's
+// map, chunk_carry_kernel turns them into the state entering each chunk (sequentially over the chunks of a row),
+// and the main kernel rescans each chunk from its carried state. With one chunk only the main kernel runs.
 //
 // Backward. g_t = dL/dh_t obeys g_t = C_t dy_t + a_{t+1} g_{t+1}; with q_t = a_t g_t this is the reverse affine
 // recurrence q_t = a_t q_{t+1} + a_t C_t dy_t, summarised and carried like the forward one (Q_c, from the end).
-// The main backward kernel first sweeps its chunk forward to store the state entering each tile (shared
-// memory), then sweeps the tiles in reverse: it recomputes h inside the tile, runs q backwards, and forms every
-// gradient (formulas in cpu/selective_scan_cpu.cpp). dB and dC sum over the channels of a group: the block adds
-// its warps' contributions in shared memory first, then one atomicAdd per position and group goes to global
-// memory. dA, dD and ddelta_bias are warp sums added atomically per channel.
+// The main backward kernel sweeps its chunk forward once and keeps the state entering each group of kItems
+// positions in shared memory (each thread only its own slots, so no barrier is needed), then walks the groups
+// in reverse: it recomputes h inside the group from the kept state, runs q backwards, and forms every gradient
+// (formulas in cpu/selective_scan_cpu.cpp). dB and dC sum over the channels of a group: a warp sum (shuffles) and
+// one atomicAdd per position when the warp's channels are in one group (every MSVMamba), else one atomicAdd per
+// lane. dA, dD and ddelta_bias are per-lane sums added atomically per channel at the end.
 //
-// Half-resolution layout: positions are mapped to plane offsets by half_res_offset (index arithmetic, no
-// permuted copies). Summed routes add into a float32 output with atomicAdd (three adds per element, from
-// different blocks), and so do du / ddelta (each plane element is read by three route positions).
+// Half-res: summed routes add into a float32 output with atomicAdd (three adds per element, from the three
+// positions that read it), and so do du / ddelta.
 //
 // This header is torch-free: the device code, the chunk plan and the launch functions. The real build compiles it
 // with nvcc against the CUDA runtime; the emulated build (csrc/selective_scan/emulated/) compiles the same code
@@ -46,15 +55,20 @@
 #include <cstdint>
 
 #include "../route_order.h"
+#include "../scan_math.h"
 
 namespace mmmsvmamba {
 namespace cuda_scan {
 
-constexpr int kWarps = 4;             // channels per block
+constexpr int kSlice = 32;                        // channels per warp, one per lane
+constexpr int kWarps = 4;                         // (slice, chunk) pairs per block
 constexpr int kThreads = 32 * kWarps;
-constexpr int kItems = 4;             // consecutive positions per lane
-constexpr int kTile = 32 * kItems;    // positions per warp step
-constexpr int kMaxTiles = 64;         // tiles per chunk (the backward keeps one state per tile in shared memory)
+constexpr int kItems = 4;                         // positions a lane loads before it scans them
+constexpr int kChunkAlign = 128;                  // every chunk but the last is a multiple of this many positions
+constexpr int kMaxFwdChunk = 64 * kChunkAlign;    // forward: positions per chunk at most
+constexpr int kMaxSteps = kChunkAlign / kItems;   // backward: groups of kItems positions per chunk at most
+constexpr int kMaxBwdChunk = kMaxSteps * kItems;  // backward: positions per chunk at most (their entry states fit)
+constexpr int kWarpsPerMultiprocessor = 32;       // resident warps plan_chunks aims for
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr size_t kStaticSharedLimit = 48 * 1024;  // bytes of static __shared__ memory a block may declare
 
@@ -63,35 +77,34 @@ struct Params {
   const void *u, *delta, *B, *C;
   const float *A, *D, *delta_bias;  // D and delta_bias may be null
   int batch, dim, groups, group_size;
-  int plane;   // elements of a (b, d) plane of u; B and C have one plane per (b, g)
+  int slices;  // warps across the channels: ceil(dim / kSlice)
+  int plane;   // positions of a batch element's map (or sequence); B and C have `groups` values per position
   int seqlen;  // scanned positions per row
   int height, width;
   bool softplus;
-  bool vectorized;  // sequence layout with aligned rows: kItems positions per lane move as one load / store
-  int chunk_len, n_chunks;
-  // output (and dout) element of row (b, d), position t, plane offset p:
-  //   b * out_batch_stride + d * out_row_stride + (stacked half-res ? route(t) * out_route_stride : 0) + p
-  int64_t out_batch_stride, out_row_stride, out_route_stride;
   bool sum_routes;
-  // (rows, n_chunks) chunk maps and carried states; chunk_q / carry_q only in the backward
+  // output positions per batch element: seqlen (sequence, stacked half-res routes) or plane (summed routes)
+  int64_t out_batch;
+  int chunk_len, n_chunks;
+  // (batch * dim, n_chunks) chunk maps and carried states; chunk_q / carry_q only in the backward
   float *chunk_a, *chunk_x, *chunk_q, *carry_h, *carry_q;
 };
 
 struct FwdParams : Params {
-  void* out;       // float32 when out_float or summed half-res routes (accumulated), else the input dtype
+  void* out;  // float32 when out_float or summed half-res routes (accumulated), else the input dtype
   bool out_float;
 };
 
 struct BwdParams : Params {
   const float* dout;
-  void* du;      // input dtype for the sequence layout, float32 accumulators for the half-res layout
+  void* du;      // input dtype for the sequence op, float32 accumulators for the half-res op
   void* ddelta;  // as du
-  float *dB, *dC;               // (batch, groups, plane), zero-initialised, accumulated
+  float *dB, *dC;                // (batch, plane, groups), zero-initialised, accumulated
   float *dA, *dD, *ddelta_bias;  // (dim,), zero-initialised, accumulated
 };
 
 // [begin, end) of chunk `chunk`. The end is computed in 64 bits: begin + chunk_len overflows int for the last
-// chunk when seqlen > INT_MAX - chunk_len (make_params admits seqlen up to INT_MAX - kTile).
+// chunk when seqlen > INT_MAX - chunk_len (make_params admits seqlen up to INT_MAX - kChunkAlign).
 struct ChunkRange {
   int begin, end;
 };
@@ -101,167 +114,113 @@ MMMSVMAMBA_HOST_DEVICE inline ChunkRange chunk_range(const Params& p, int chunk)
   return {static_cast<int>(begin), static_cast<int>(end)};
 }
 
-template <typename T>
-struct alignas(sizeof(T) * kItems) Vec {
-  T v[kItems];
+// What a lane works on: batch element b, channel d of chunk `chunk`, with its row pointers and parameters.
+// Element offsets are 64-bit: position * dim exceeds int for long sequences of wide maps.
+template <typename in_t>
+struct Lane {
+  int lane, b, d, chunk;
+  bool valid;      // d is a channel; lanes past the last one read channel dim - 1 and store nothing
+  bool one_group;  // all valid channels of the warp are in group g (dB / dC: one warp sum per position)
+  int g;
+  int64_t row;       // b * dim + d: index of the lane's (b, d) row in the chunk buffers
+  int64_t in_base;   // element (b, position 0, d) of u, delta, du, ddelta
+  int64_t bc_base;   // element (b, position 0, g) of B, C, dB, dC
+  int64_t out_base;  // element (b, output position 0, d) of the output and dout
+  const in_t *u, *delta, *B, *C;
+  float A, D, bias;
+
+  __device__ int64_t chunk_index(const Params& p) const { return row * p.n_chunks + chunk; }
+};
+
+// Fills `l` for this thread; false for a warp past the last (slice, chunk) pair (the whole warp returns).
+template <typename in_t>
+__device__ __forceinline__ bool lane_of(const Params& p, Lane<in_t>& l) {
+  const int64_t warp = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (warp >= static_cast<int64_t>(p.slices) * p.n_chunks) return false;
+  l.lane = threadIdx.x % 32;
+  l.b = blockIdx.y;
+  l.chunk = static_cast<int>(warp % p.n_chunks);
+  const int first = static_cast<int>(warp / p.n_chunks) * kSlice;
+  l.valid = first + l.lane < p.dim;
+  l.d = min(first + l.lane, p.dim - 1);
+  l.g = l.d / p.group_size;
+  l.one_group = first / p.group_size == (min(first + kSlice, p.dim) - 1) / p.group_size;
+  l.row = static_cast<int64_t>(l.b) * p.dim + l.d;
+  l.in_base = static_cast<int64_t>(l.b) * p.plane * p.dim + l.d;
+  l.bc_base = static_cast<int64_t>(l.b) * p.plane * p.groups + l.g;
+  l.out_base = l.b * p.out_batch * p.dim + l.d;
+  l.u = static_cast<const in_t*>(p.u) + l.in_base;
+  l.delta = static_cast<const in_t*>(p.delta) + l.in_base;
+  l.B = static_cast<const in_t*>(p.B) + l.bc_base;
+  l.C = static_cast<const in_t*>(p.C) + l.bc_base;
+  l.A = p.A[l.d];
+  l.D = p.D ? p.D[l.d] : 0.f;
+  l.bias = p.delta_bias ? p.delta_bias[l.d] : 0.f;
+  return true;
+}
+
+// The lane's kItems steps from position t0 (positions at or past `end` are the identity map).
+struct Steps {
+  int n;                  // valid steps: min(kItems, end - t0), the same for all lanes of the warp
+  int pos[kItems];        // map (or sequence) position of each step
+  int64_t out[kItems];    // output position of each step
+  float u[kItems], pre[kItems], B[kItems];  // pre = delta + bias (the softplus derivative needs it)
+  float dt[kItems], a[kItems], x[kItems];   // dt = softplus(pre) or pre, a = exp(dt A), x = dt B u
 };
 
 template <bool kHalfRes>
-__device__ __forceinline__ int plane_offset(const Params& p, int t) {
+__device__ __forceinline__ int map_position(const Params& p, int t) {
   return kHalfRes ? half_res_offset<int>(t, p.height, p.width) : t;
 }
 
+// Output position of scan step t at map position pos: t for the sequence and for stacked routes (route-major,
+// route t / plane), pos for summed routes.
 template <bool kHalfRes>
-__device__ __forceinline__ int64_t out_offset(const Params& p, int t, int pos) {
-  if (!kHalfRes || p.sum_routes) return pos;
-  return (t / p.plane) * p.out_route_stride + pos;
+__device__ __forceinline__ int64_t output_position(const Params& p, int t, int pos) {
+  if (!kHalfRes) return t;
+  return p.sum_routes ? pos : static_cast<int64_t>(t / p.plane) * p.plane + pos;
 }
 
-// Loads the lane's n valid items (zeros beyond) from `row` at plane offsets pos[], as float.
-template <typename T>
-__device__ __forceinline__ void load_items(const T* row, const int (&pos)[kItems], int n, bool vector,
-                                           float (&out)[kItems]) {
-  if (vector && n == kItems) {
-    const Vec<T> v = *reinterpret_cast<const Vec<T>*>(row + pos[0]);
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) out[i] = static_cast<float>(v.v[i]);
-  } else {
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) out[i] = i < n ? static_cast<float>(row[pos[i]]) : 0.f;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ void store_items(T* row, const int64_t (&offset)[kItems], int n, bool vector,
-                                            const float (&val)[kItems]) {
-  if (vector && n == kItems) {
-    Vec<T> v;
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) v.v[i] = static_cast<T>(val[i]);
-    *reinterpret_cast<Vec<T>*>(row + offset[0]) = v;
-  } else {
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      if (i < n) row[offset[i]] = static_cast<T>(val[i]);
-    }
-  }
-}
-
-__device__ __forceinline__ void add_items(float* row, const int64_t (&offset)[kItems], int n,
-                                          const float (&val)[kItems]) {
-#pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    if (i < n) atomicAdd(row + offset[i], val[i]);
-  }
-}
-
-// The row pointers and per-channel constants of warp's (b, d), and the lane's items in the current tile.
-template <typename in_t>
-struct Row {
-  const in_t *u, *delta, *B, *C;
-  float A, D, bias;
-  int64_t index;     // b * dim + d
-  int64_t bc_index;  // b * groups + g
-  int64_t out_base;
-
-  __device__ Row(const Params& p, int b, int d) {
-    index = static_cast<int64_t>(b) * p.dim + d;
-    bc_index = static_cast<int64_t>(b) * p.groups + d / p.group_size;
-    u = static_cast<const in_t*>(p.u) + index * p.plane;
-    delta = static_cast<const in_t*>(p.delta) + index * p.plane;
-    B = static_cast<const in_t*>(p.B) + bc_index * p.plane;
-    C = static_cast<const in_t*>(p.C) + bc_index * p.plane;
-    A = p.A[d];
-    D = p.D ? p.D[d] : 0.f;
-    bias = p.delta_bias ? p.delta_bias[d] : 0.f;
-    out_base = b * p.out_batch_stride + d * p.out_row_stride;
-  }
-};
-
-struct Items {
-  int t0;  // position of item 0
-  int n;   // valid items (the tile may end inside this lane)
-  int pos[kItems];
-  int64_t out[kItems];
-  float u[kItems], dt[kItems], a[kItems], x[kItems];
-};
-
-// Positions, inputs u / B, and the step maps (a, x) of the lane's items; invalid items are the identity map.
-// Also returns delta + bias in pre[] (needed for the softplus derivative) and B in Bv[].
 template <typename in_t, bool kHalfRes>
-__device__ __forceinline__ void load_steps(const Params& p, const Row<in_t>& r, int t0, int end, Items& it,
-                                           float (&pre)[kItems], float (&Bv)[kItems]) {
-  it.t0 = t0;
-  it.n = max(0, min(kItems, end - t0));
+__device__ __forceinline__ void load_steps(const Params& p, const Lane<in_t>& l, int t0, int end, Steps& s) {
+  s.n = min(kItems, end - t0);
 #pragma unroll
   for (int i = 0; i < kItems; ++i) {
-    const int t = min(t0 + i, p.seqlen - 1);  // clamped: invalid items read a valid address and are ignored
-    it.pos[i] = plane_offset<kHalfRes>(p, t);
-    it.out[i] = out_offset<kHalfRes>(p, t, it.pos[i]);
+    const int t = min(t0 + i, end - 1);  // clamped: steps past the end read a valid address and are ignored
+    s.pos[i] = map_position<kHalfRes>(p, t);
+    s.out[i] = output_position<kHalfRes>(p, t, s.pos[i]);
   }
-  const bool vector = !kHalfRes && p.vectorized;
-  load_items(r.u, it.pos, it.n, vector, it.u);
-  load_items(r.delta, it.pos, it.n, vector, pre);
-  load_items(r.B, it.pos, it.n, vector, Bv);
 #pragma unroll
   for (int i = 0; i < kItems; ++i) {
-    pre[i] += r.bias;
-    float dt = pre[i];
-    if (p.softplus) dt = dt <= 20.f ? log1pf(expf(dt)) : dt;  // torch's softplus threshold
-    const bool valid = i < it.n;
-    it.dt[i] = dt;
-    it.a[i] = valid ? expf(dt * r.A) : 1.f;
-    it.x[i] = valid ? dt * Bv[i] * it.u[i] : 0.f;
+    s.u[i] = static_cast<float>(l.u[static_cast<int64_t>(s.pos[i]) * p.dim]);
+    s.pre[i] = static_cast<float>(l.delta[static_cast<int64_t>(s.pos[i]) * p.dim]);
+    s.B[i] = static_cast<float>(l.B[static_cast<int64_t>(s.pos[i]) * p.groups]);
+  }
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) {
+    s.pre[i] += l.bias;
+    float dt = s.pre[i];
+    if (p.softplus) dt = dt <= kSoftplusThreshold ? log1pf(expf(dt)) : dt;
+    const bool valid = i < s.n;
+    s.dt[i] = dt;
+    s.a[i] = valid ? expf(dt * l.A) : 1.f;
+    s.x[i] = valid ? dt * s.B[i] * s.u[i] : 0.f;
   }
 }
 
-// dout at the lane's items (same layout as the forward output).
-template <bool kHalfRes, typename in_t>
-__device__ __forceinline__ void load_dout(const BwdParams& p, const Row<in_t>& r, const Items& it,
+// C at the steps' positions.
+template <typename in_t>
+__device__ __forceinline__ void load_C(const Params& p, const Lane<in_t>& l, const Steps& s, float (&C)[kItems]) {
+#pragma unroll
+  for (int i = 0; i < kItems; ++i) C[i] = static_cast<float>(l.C[static_cast<int64_t>(s.pos[i]) * p.groups]);
+}
+
+// dout at the steps' output positions, zero past the end.
+template <typename in_t>
+__device__ __forceinline__ void load_dout(const BwdParams& p, const Lane<in_t>& l, const Steps& s,
                                           float (&dy)[kItems]) {
-  if constexpr (kHalfRes) {
 #pragma unroll
-    for (int i = 0; i < kItems; ++i) dy[i] = i < it.n ? p.dout[r.out_base + it.out[i]] : 0.f;
-  } else {
-    load_items(p.dout + r.out_base, it.pos, it.n, p.vectorized, dy);
-  }
-}
-
-// The composition of the lane's step maps, in order: h -> a h + x.
-__device__ __forceinline__ void lane_map(const Items& it, float& a, float& x) {
-  a = 1.f;
-  x = 0.f;
-#pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    x = it.a[i] * x + it.x[i];
-    a *= it.a[i];
-  }
-}
-
-// Inclusive scan of maps over lanes in order (lane 0 first): on return (a, x) composes lanes 0..lane.
-__device__ __forceinline__ void warp_scan_forward(float& a, float& x, int lane) {
-#pragma unroll
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const float a_prev = __shfl_up_sync(kFullMask, a, offset);
-    const float x_prev = __shfl_up_sync(kFullMask, x, offset);
-    if (lane >= offset) {
-      x = a * x_prev + x;
-      a = a * a_prev;
-    }
-  }
-}
-
-// Inclusive scan of reverse maps q -> a q + c over lanes from the last: on return it composes lanes lane..31.
-__device__ __forceinline__ void warp_scan_reverse(float& a, float& c, int lane) {
-#pragma unroll
-  for (int offset = 1; offset < 32; offset <<= 1) {
-    const float a_next = __shfl_down_sync(kFullMask, a, offset);
-    const float c_next = __shfl_down_sync(kFullMask, c, offset);
-    if (lane + offset < 32) {
-      c = a * c_next + c;
-      a = a * a_next;
-    }
-  }
+  for (int i = 0; i < kItems; ++i) dy[i] = i < s.n ? p.dout[l.out_base + s.out[i] * p.dim] : 0.f;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -273,93 +232,81 @@ __device__ __forceinline__ float warp_sum(float v) {
 // Forward. kSummary: write the chunk's map (chunk_a, chunk_x). Otherwise: scan from the carried state and write y.
 template <typename in_t, bool kHalfRes, bool kSummary>
 __global__ void __launch_bounds__(kThreads) scan_fwd_kernel(FwdParams p) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int b = blockIdx.z, d = blockIdx.y * kWarps + warp, chunk = blockIdx.x;
-  if (d >= p.dim) return;  // whole warps only: the shuffles below stay converged
-  const Row<in_t> r(p, b, d);
-  const auto [begin, end] = chunk_range(p, chunk);
-  const int64_t chunk_index = r.index * p.n_chunks + chunk;
-  float h = (!kSummary && p.n_chunks > 1) ? p.carry_h[chunk_index] : 0.f;
+  Lane<in_t> l;
+  if (!lane_of(p, l)) return;
+  const auto [begin, end] = chunk_range(p, l.chunk);
+  float h = (!kSummary && p.n_chunks > 1) ? p.carry_h[l.chunk_index(p)] : 0.f;
   float chunk_a = 1.f;
-  for (int base = begin; base < end; base += kTile) {
-    Items it;
-    float pre[kItems], Bv[kItems];
-    load_steps<in_t, kHalfRes>(p, r, base + lane * kItems, end, it, pre, Bv);
-    float a, x;
-    lane_map(it, a, x);
-    warp_scan_forward(a, x, lane);
-    const float tile_a = __shfl_sync(kFullMask, a, 31), tile_x = __shfl_sync(kFullMask, x, 31);
+  for (int t0 = begin; t0 < end; t0 += kItems) {
+    Steps s;
+    load_steps<in_t, kHalfRes>(p, l, t0, end, s);
     if constexpr (kSummary) {
-      chunk_a *= tile_a;
-      h = tile_a * h + tile_x;
-    } else {
-      float before_a = __shfl_up_sync(kFullMask, a, 1), before_x = __shfl_up_sync(kFullMask, x, 1);
-      if (lane == 0) before_a = 1.f, before_x = 0.f;
-      float state = before_a * h + before_x;  // h entering the lane's first item
-      float Cv[kItems], y[kItems];
-      load_items(r.C, it.pos, it.n, !kHalfRes && p.vectorized, Cv);
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
-        state = it.a[i] * state + it.x[i];
-        y[i] = Cv[i] * state + r.D * it.u[i];
+        h = s.a[i] * h + s.x[i];
+        chunk_a *= s.a[i];
       }
-      const bool vector = !kHalfRes && p.vectorized;
-      if (kHalfRes && p.sum_routes) {
-        add_items(static_cast<float*>(p.out) + r.out_base, it.out, it.n, y);
-      } else if (p.out_float) {
-        store_items(static_cast<float*>(p.out) + r.out_base, it.out, it.n, vector, y);
-      } else {
-        store_items(static_cast<in_t*>(p.out) + r.out_base, it.out, it.n, vector, y);
+    } else {
+      float C[kItems], y[kItems];
+      load_C(p, l, s, C);
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        h = s.a[i] * h + s.x[i];
+        y[i] = C[i] * h + l.D * s.u[i];
       }
-      h = tile_a * h + tile_x;
+      if (!l.valid) continue;
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        if (i >= s.n) break;
+        const int64_t at = l.out_base + s.out[i] * p.dim;
+        if (kHalfRes && p.sum_routes) {
+          atomicAdd(static_cast<float*>(p.out) + at, y[i]);
+        } else if (p.out_float) {
+          static_cast<float*>(p.out)[at] = y[i];
+        } else {
+          static_cast<in_t*>(p.out)[at] = static_cast<in_t>(y[i]);
+        }
+      }
     }
   }
-  if (kSummary && lane == 0) {
-    p.chunk_a[chunk_index] = chunk_a;
-    p.chunk_x[chunk_index] = h;
+  if (kSummary && l.valid) {
+    p.chunk_a[l.chunk_index(p)] = chunk_a;
+    p.chunk_x[l.chunk_index(p)] = h;
   }
 }
 
 // Backward chunk summary: the forward map (chunk_a, chunk_x) and the reverse one (chunk_a, chunk_q) of a chunk.
 template <typename in_t, bool kHalfRes>
 __global__ void __launch_bounds__(kThreads) scan_bwd_summary_kernel(BwdParams p) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int b = blockIdx.z, d = blockIdx.y * kWarps + warp, chunk = blockIdx.x;
-  if (d >= p.dim) return;
-  const Row<in_t> r(p, b, d);
-  const auto [begin, end] = chunk_range(p, chunk);
+  Lane<in_t> l;
+  if (!lane_of(p, l)) return;
+  const auto [begin, end] = chunk_range(p, l.chunk);
   float chunk_a = 1.f, chunk_x = 0.f, chunk_q = 0.f;
-  for (int base = begin; base < end; base += kTile) {
-    Items it;
-    float pre[kItems], Bv[kItems], Cv[kItems], dy[kItems];
-    load_steps<in_t, kHalfRes>(p, r, base + lane * kItems, end, it, pre, Bv);
-    load_items(r.C, it.pos, it.n, !kHalfRes && p.vectorized, Cv);
-    load_dout<kHalfRes>(p, r, it, dy);
-    float a, x, q = 0.f;
-    lane_map(it, a, x);
+  for (int t0 = begin; t0 < end; t0 += kItems) {
+    Steps s;
+    float C[kItems], dy[kItems];
+    load_steps<in_t, kHalfRes>(p, l, t0, end, s);
+    load_C(p, l, s, C);
+    load_dout(p, l, s, dy);
 #pragma unroll
-    for (int i = kItems - 1; i >= 0; --i) q = it.a[i] * (q + Cv[i] * dy[i]);
-    float ra = a;
-    warp_scan_forward(a, x, lane);
-    warp_scan_reverse(ra, q, lane);
-    const float tile_a = __shfl_sync(kFullMask, a, 31), tile_x = __shfl_sync(kFullMask, x, 31);
-    const float tile_q = __shfl_sync(kFullMask, q, 0);
-    chunk_x = tile_a * chunk_x + tile_x;
-    chunk_q = chunk_a * tile_q + chunk_q;  // the tile comes after what the chunk holds so far
-    chunk_a *= tile_a;
+    for (int i = 0; i < kItems; ++i) {
+      chunk_x = s.a[i] * chunk_x + s.x[i];
+      chunk_q += chunk_a * s.a[i] * C[i] * dy[i];  // step i comes after what the chunk holds so far
+      chunk_a *= s.a[i];
+    }
   }
-  if (lane == 0) {
-    const int64_t chunk_index = r.index * p.n_chunks + chunk;
-    p.chunk_a[chunk_index] = chunk_a;
-    p.chunk_x[chunk_index] = chunk_x;
-    p.chunk_q[chunk_index] = chunk_q;
+  if (l.valid) {
+    const int64_t at = l.chunk_index(p);
+    p.chunk_a[at] = chunk_a;
+    p.chunk_x[at] = chunk_x;
+    p.chunk_q[at] = chunk_q;
   }
 }
 
 // Turns chunk maps into carried states, one thread per row: carry_h[c] = h entering chunk c, and (backward)
 // carry_q[c] = q flowing into the end of chunk c from the chunks after it.
 static __global__ void chunk_carry_kernel(int64_t rows, int n_chunks, const float* chunk_a, const float* chunk_x,
-                                   const float* chunk_q, float* carry_h, float* carry_q) {
+                                          const float* chunk_q, float* carry_h, float* carry_q) {
   const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (row >= rows) return;
   const int64_t first = row * n_chunks;
@@ -376,167 +323,125 @@ static __global__ void chunk_carry_kernel(int64_t rows, int n_chunks, const floa
   }
 }
 
+// dB / dC of one position, summed over the warp's channels of a group (lanes past the last channel pass zeros).
+template <typename in_t>
+__device__ __forceinline__ void add_group_grads(const BwdParams& p, const Lane<in_t>& l, int pos, float dB,
+                                                float dC) {
+  const int64_t at = l.bc_base + static_cast<int64_t>(pos) * p.groups;
+  if (l.one_group) {  // warp-uniform, so all lanes shuffle
+    dB = warp_sum(dB);
+    dC = warp_sum(dC);
+    if (l.lane == 0) {
+      atomicAdd(p.dB + at, dB);
+      atomicAdd(p.dC + at, dC);
+    }
+  } else if (l.valid) {
+    atomicAdd(p.dB + at, dB);
+    atomicAdd(p.dC + at, dC);
+  }
+}
+
 template <typename in_t, bool kHalfRes>
 __global__ void __launch_bounds__(kThreads) scan_bwd_kernel(BwdParams p) {
-  __shared__ float tile_h[kWarps][kMaxTiles];        // h entering each tile of the chunk, per warp
-  __shared__ float part_B[kWarps][kTile], part_C[kWarps][kTile];  // per-warp dB / dC of the current tile
-  static_assert(sizeof(tile_h) + sizeof(part_B) + sizeof(part_C) <= kStaticSharedLimit);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int b = blockIdx.z, d0 = blockIdx.y * kWarps, chunk = blockIdx.x;
-  const bool active = d0 + warp < p.dim;  // inactive warps still join the block-wide reduction below
-  const Row<in_t> r(p, b, active ? d0 + warp : d0);
-  const auto [begin, end] = chunk_range(p, chunk);
-  const int tiles = (end - begin + kTile - 1) / kTile;
-  const int64_t chunk_index = r.index * p.n_chunks + chunk;
-  const bool vector = !kHalfRes && p.vectorized;
-
-  if (active) {  // forward sweep: the state entering each tile
-    float h = p.n_chunks > 1 ? p.carry_h[chunk_index] : 0.f;
-    for (int k = 0; k < tiles; ++k) {
-      Items it;
-      float pre[kItems], Bv[kItems];
-      load_steps<in_t, kHalfRes>(p, r, begin + k * kTile + lane * kItems, end, it, pre, Bv);
-      float a, x;
-      lane_map(it, a, x);
-      warp_scan_forward(a, x, lane);
-      if (lane == 0) tile_h[warp][k] = h;
-      h = __shfl_sync(kFullMask, a, 31) * h + __shfl_sync(kFullMask, x, 31);
-    }
-    __syncwarp();
+  // h entering each group of kItems positions of the chunk; thread threadIdx.x reads and writes only column
+  // threadIdx.x, so no barrier orders these accesses
+  __shared__ float step_h[kMaxSteps][kThreads];
+  static_assert(sizeof(step_h) <= kStaticSharedLimit);
+  Lane<in_t> l;
+  if (!lane_of(p, l)) return;  // whole warps: the shuffles below stay converged
+  const auto [begin, end] = chunk_range(p, l.chunk);
+  const int steps = (end - begin + kItems - 1) / kItems;  // <= kMaxSteps (plan_chunks with kMaxBwdChunk)
+  float h = p.n_chunks > 1 ? p.carry_h[l.chunk_index(p)] : 0.f;
+  for (int k = 0; k < steps; ++k) {  // forward sweep: the state entering each group
+    step_h[k][threadIdx.x] = h;
+    Steps s;
+    load_steps<in_t, kHalfRes>(p, l, begin + k * kItems, end, s);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) h = s.a[i] * h + s.x[i];
   }
 
-  float q = active && p.n_chunks > 1 ? p.carry_q[chunk_index] : 0.f;  // q entering the chunk from its end
+  float q = p.n_chunks > 1 ? p.carry_q[l.chunk_index(p)] : 0.f;  // q entering the chunk from its end
   float sum_dA = 0.f, sum_dD = 0.f, sum_dbias = 0.f;
-  for (int k = tiles - 1; k >= 0; --k) {
-    const int base = begin + k * kTile;
-    if (active) {
-      Items it;
-      float pre[kItems], Bv[kItems], Cv[kItems], dy[kItems];
-      load_steps<in_t, kHalfRes>(p, r, base + lane * kItems, end, it, pre, Bv);
-      load_items(r.C, it.pos, it.n, vector, Cv);
-      load_dout<kHalfRes>(p, r, it, dy);
-      // h before each item: forward scan of the tile from its stored entry state
-      float a, x;
-      lane_map(it, a, x);
-      float ra = a, rq = 0.f;
+  for (int k = steps - 1; k >= 0; --k) {
+    Steps s;
+    float C[kItems], dy[kItems];
+    load_steps<in_t, kHalfRes>(p, l, begin + k * kItems, end, s);
+    load_C(p, l, s, C);
+    load_dout(p, l, s, dy);
+    float h_prev[kItems];
+    float state = step_h[k][threadIdx.x];
 #pragma unroll
-      for (int i = kItems - 1; i >= 0; --i) rq = it.a[i] * (rq + Cv[i] * dy[i]);
-      warp_scan_forward(a, x, lane);
-      float before_a = __shfl_up_sync(kFullMask, a, 1), before_x = __shfl_up_sync(kFullMask, x, 1);
-      if (lane == 0) before_a = 1.f, before_x = 0.f;
-      float h_prev[kItems];
-      float state = before_a * tile_h[warp][k] + before_x;
+    for (int i = 0; i < kItems; ++i) {
+      h_prev[i] = state;
+      state = s.a[i] * state + s.x[i];
+    }
+    float du[kItems], ddelta[kItems], dB[kItems], dC[kItems];
 #pragma unroll
-      for (int i = 0; i < kItems; ++i) {
-        h_prev[i] = state;
-        state = it.a[i] * state + it.x[i];
+    for (int i = kItems - 1; i >= 0; --i) {  // steps past the end: dy = 0, a = 1, so g = q passes through
+      const bool valid = i < s.n && l.valid;
+      const float g = C[i] * dy[i] + q;  // dL/dh at this step
+      q = s.a[i] * g;
+      const float h_cur = s.a[i] * h_prev[i] + s.x[i];
+      const float g_dt = g * s.dt[i];
+      const float a_hprev = s.a[i] * h_prev[i];
+      float dsoftplus = 1.f;
+      if (p.softplus) dsoftplus = s.pre[i] <= kSoftplusThreshold ? 1.f / (1.f + expf(-s.pre[i])) : 1.f;
+      du[i] = dy[i] * l.D + g_dt * s.B[i];
+      ddelta[i] = g * (s.B[i] * s.u[i] + l.A * a_hprev) * dsoftplus;
+      dB[i] = valid ? g_dt * s.u[i] : 0.f;
+      dC[i] = valid ? dy[i] * h_cur : 0.f;
+      if (valid) {
+        sum_dA += g_dt * a_hprev;
+        sum_dD += dy[i] * s.u[i];
+        sum_dbias += ddelta[i];
       }
-      // q after the lane's last item: reverse scan of the tile from the q entering its end
-      warp_scan_reverse(ra, rq, lane);
-      float after_a = __shfl_down_sync(kFullMask, ra, 1), after_q = __shfl_down_sync(kFullMask, rq, 1);
-      if (lane == 31) after_a = 1.f, after_q = 0.f;
-      float next_q = after_a * q + after_q;
-      q = __shfl_sync(kFullMask, ra, 0) * q + __shfl_sync(kFullMask, rq, 0);  // q entering the tile's start
-
-      float du[kItems], ddelta[kItems];
+    }
 #pragma unroll
-      for (int i = kItems - 1; i >= 0; --i) {
-        const bool valid = i < it.n;
-        const float g = Cv[i] * dy[i] + next_q;  // dL/dh at this item
-        next_q = it.a[i] * g;
-        const float h_cur = it.a[i] * h_prev[i] + it.x[i];
-        const float g_dt = g * it.dt[i];
-        const float a_hprev = it.a[i] * h_prev[i];
-        float dsoftplus = 1.f;
-        if (p.softplus) dsoftplus = pre[i] <= 20.f ? 1.f / (1.f + expf(-pre[i])) : 1.f;
-        du[i] = dy[i] * r.D + g_dt * Bv[i];
-        ddelta[i] = g * (Bv[i] * it.u[i] + r.A * a_hprev) * dsoftplus;
-        part_B[warp][lane * kItems + i] = valid ? g_dt * it.u[i] : 0.f;
-        part_C[warp][lane * kItems + i] = valid ? dy[i] * h_cur : 0.f;
-        if (valid) {
-          sum_dA += g_dt * a_hprev;
-          sum_dD += dy[i] * it.u[i];
-          sum_dbias += ddelta[i];
-        }
-      }
-      const int64_t plane_base = r.index * p.plane;
-      int64_t offsets[kItems];
-#pragma unroll
-      for (int i = 0; i < kItems; ++i) offsets[i] = it.pos[i];
-      if constexpr (kHalfRes) {
-        add_items(static_cast<float*>(p.du) + plane_base, offsets, it.n, du);
-        add_items(static_cast<float*>(p.ddelta) + plane_base, offsets, it.n, ddelta);
+    for (int i = 0; i < kItems; ++i) {
+      if (i >= s.n) break;  // warp-uniform
+      add_group_grads(p, l, s.pos[i], dB[i], dC[i]);
+      if (!l.valid) continue;
+      const int64_t at = l.in_base + static_cast<int64_t>(s.pos[i]) * p.dim;
+      if constexpr (kHalfRes) {  // three route positions read each map element
+        atomicAdd(static_cast<float*>(p.du) + at, du[i]);
+        atomicAdd(static_cast<float*>(p.ddelta) + at, ddelta[i]);
       } else {
-        store_items(static_cast<in_t*>(p.du) + plane_base, offsets, it.n, vector, du);
-        store_items(static_cast<in_t*>(p.ddelta) + plane_base, offsets, it.n, vector, ddelta);
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < kItems; ++i) part_B[warp][lane * kItems + i] = part_C[warp][lane * kItems + i] = 0.f;
-    }
-    __syncthreads();
-    // dB / dC of position base + j: sum the block's channels per group, one atomicAdd per group
-    for (int j = threadIdx.x; j < kTile; j += kThreads) {
-      const int t = base + j;
-      if (t < end) {
-        const int pos = plane_offset<kHalfRes>(p, t);
-        int group = d0 / p.group_size;
-        float sB = 0.f, sC = 0.f;
-        for (int w = 0; w < kWarps && d0 + w < p.dim; ++w) {
-          const int g = (d0 + w) / p.group_size;
-          if (g != group) {
-            const int64_t at = (static_cast<int64_t>(b) * p.groups + group) * p.plane + pos;
-            atomicAdd(p.dB + at, sB);
-            atomicAdd(p.dC + at, sC);
-            sB = sC = 0.f;
-            group = g;
-          }
-          sB += part_B[w][j];
-          sC += part_C[w][j];
-        }
-        const int64_t at = (static_cast<int64_t>(b) * p.groups + group) * p.plane + pos;
-        atomicAdd(p.dB + at, sB);
-        atomicAdd(p.dC + at, sC);
+        static_cast<in_t*>(p.du)[at] = static_cast<in_t>(du[i]);
+        static_cast<in_t*>(p.ddelta)[at] = static_cast<in_t>(ddelta[i]);
       }
     }
-    __syncthreads();
   }
-  if (active) {
-    sum_dA = warp_sum(sum_dA);
-    sum_dD = warp_sum(sum_dD);
-    sum_dbias = warp_sum(sum_dbias);
-    if (lane == 0) {
-      const int d = d0 + warp;
-      atomicAdd(p.dA + d, sum_dA);
-      atomicAdd(p.dD + d, sum_dD);
-      atomicAdd(p.ddelta_bias + d, sum_dbias);
-    }
+  if (l.valid) {
+    atomicAdd(p.dA + l.d, sum_dA);
+    atomicAdd(p.dD + l.d, sum_dD);
+    atomicAdd(p.ddelta_bias + l.d, sum_dbias);
   }
 }
 
 // ---- host side ----
 
-constexpr int kMinTiles = 4;  // a split sequence gets chunks of at least this many tiles (the summary pass costs)
-
-inline bool aligned(const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes == 0; }
-
-// Chunks per row: one when batch x channel blocks fill the GPU (8 per multiprocessor), else enough to do so;
-// never more than kMaxTiles tiles per chunk, nor fewer than kMinTiles. Sets chunk_len and n_chunks.
-inline void plan_chunks(Params& k, int multiprocessors) {
-  const int64_t row_blocks = static_cast<int64_t>(k.batch) * ((k.dim + kWarps - 1) / kWarps);
-  const int64_t wanted_blocks = 8LL * multiprocessors;
-  const int tiles = static_cast<int>((static_cast<int64_t>(k.seqlen) + kTile - 1) / kTile);
-  int64_t chunks = row_blocks >= wanted_blocks ? 1 : (wanted_blocks + row_blocks - 1) / row_blocks;
-  chunks = std::min<int64_t>(chunks, std::max(1, tiles / kMinTiles));
-  chunks = std::max<int64_t>(chunks, (tiles + kMaxTiles - 1) / kMaxTiles);
-  const int tiles_per_chunk = static_cast<int>((tiles + chunks - 1) / chunks);
-  k.chunk_len = tiles_per_chunk * kTile;
-  k.n_chunks = (tiles + tiles_per_chunk - 1) / tiles_per_chunk;
+// Chunks per row: one when batch x slices fill the GPU (kWarpsPerMultiprocessor warps per multiprocessor), else
+// enough to do so, but none shorter than kChunkAlign positions; never longer than max_chunk (kMaxFwdChunk or
+// kMaxBwdChunk). Sets chunk_len (a multiple of kChunkAlign) and n_chunks. Needs batch, slices and seqlen > 0.
+inline void plan_chunks(Params& k, int multiprocessors, int max_chunk) {
+  const int64_t row_warps = static_cast<int64_t>(k.batch) * k.slices;
+  const int64_t wanted_warps = static_cast<int64_t>(kWarpsPerMultiprocessor) * multiprocessors;
+  const int64_t units = (static_cast<int64_t>(k.seqlen) + kChunkAlign - 1) / kChunkAlign;
+  int64_t chunks = row_warps >= wanted_warps ? 1 : (wanted_warps + row_warps - 1) / row_warps;
+  chunks = std::min(chunks, units);
+  const int64_t max_units = max_chunk / kChunkAlign;
+  chunks = std::max(chunks, (units + max_units - 1) / max_units);
+  const int64_t units_per_chunk = (units + chunks - 1) / chunks;
+  k.chunk_len = static_cast<int>(units_per_chunk * kChunkAlign);
+  k.n_chunks = static_cast<int>((units + units_per_chunk - 1) / units_per_chunk);
 }
 
-inline dim3 scan_grid(const Params& k) {
-  return dim3(k.n_chunks, (k.dim + kWarps - 1) / kWarps, k.batch);
+// Blocks along x: the (slice, chunk) pairs, kWarps per block.
+inline int64_t scan_blocks(const Params& k) {
+  return (static_cast<int64_t>(k.slices) * k.n_chunks + kWarps - 1) / kWarps;
 }
+
+inline dim3 scan_grid(const Params& k) { return dim3(static_cast<unsigned>(scan_blocks(k)), k.batch); }
 
 inline cudaError_t launch_chunk_carry(const Params& k, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(k.batch) * k.dim;
