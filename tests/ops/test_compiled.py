@@ -47,30 +47,44 @@ def test_cuda_kernels_registered():
     assert not compiled.has_kernel('cuda', torch.float64)  # float64 goes to the PyTorch path on CUDA
 
 
+def _layouts(inputs):
+    """``inputs`` as given, and (unless they are already) the same values with the channel (group) axis of u, delta,
+    B and C innermost in memory: the model's channels-last layout, which the kernels read in place."""
+    if inputs['u'].movedim(1, -1).is_contiguous():
+        return [inputs]
+    channels_last = {k: v.detach().movedim(1, -1).contiguous().movedim(-1, 1) if k in ('u', 'delta', 'B', 'C')
+                     else v for k, v in inputs.items()}
+    return [inputs, channels_last]
+
+
 def check_against_reference(kind, inputs, delta_softplus=True, sum_routes=True, oracle='reference', seed=1,
                             device=None):
-    """Compiled op on ``inputs`` vs the float64 ``oracle`` path on the same values: output and all gradients.
+    """Compiled op on ``inputs``, and on the same values in channels-last memory, vs the float64 ``oracle`` path on
+    the same values: output and all gradients, and the output's memory layout (channel axis innermost).
 
     ``device`` 'emulated' runs the CUDA kernels on the emulated device (the inputs are CPU tensors).
     """
-    # detach() keeps the strides, so non-contiguous inputs reach the op as they are
-    leaves = {k: v.detach().requires_grad_() if v is not None else None for k, v in inputs.items()}
     leaves64 = {k: v.detach().to('cpu', torch.float64).requires_grad_() if v is not None else None
                 for k, v in inputs.items()}
-    y = run_scan(kind, leaves, 'compiled', delta_softplus, sum_routes, device)
     expected = run_scan(kind, leaves64, oracle, delta_softplus, sum_routes)
-    assert y.shape == expected.shape
-    assert y.dtype == (torch.float64 if inputs['u'].dtype == torch.float64 else torch.float32)
-    assert_scan_close(y, expected, name='output')
     dy = torch.randn(expected.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    y.backward(dy.to(y.device, y.dtype))
     expected.backward(dy)
-    for name in INPUT_NAMES:
-        if leaves[name] is None:
-            continue
-        grad = leaves[name].grad
-        assert grad is not None and grad.dtype == leaves[name].dtype and grad.shape == leaves[name].shape, name
-        assert_scan_close(grad, leaves64[name].grad, name=f'grad of {name}')
+    channel_axis = 2 if kind == HALF_RES and not sum_routes else 1
+    for layout in _layouts(inputs):
+        # detach() keeps the strides, so non-contiguous inputs reach the op as they are
+        leaves = {k: v.detach().requires_grad_() if v is not None else None for k, v in layout.items()}
+        y = run_scan(kind, leaves, 'compiled', delta_softplus, sum_routes, device)
+        assert y.shape == expected.shape
+        assert y.dtype == (torch.float64 if inputs['u'].dtype == torch.float64 else torch.float32)
+        assert y.movedim(channel_axis, -1).is_contiguous()
+        assert_scan_close(y, expected, name='output')
+        y.backward(dy.to(y.device, y.dtype))
+        for name in INPUT_NAMES:
+            if leaves[name] is None:
+                continue
+            grad = leaves[name].grad
+            assert grad is not None and grad.dtype == leaves[name].dtype and grad.shape == leaves[name].shape, name
+            assert_scan_close(grad, leaves64[name].grad, name=f'grad of {name}')
 
 
 @pytest.mark.parametrize('device,dtype', DEVICE_DTYPES)
@@ -171,8 +185,8 @@ def _misaligned(t):
 
 @pytest.mark.parametrize('device,dtype', [d for d in DEVICE_DTYPES if 'float64' not in str(d)])
 def test_misaligned_inputs(device, dtype):
-    """Rows whose length is a multiple of 4 but whose data starts misaligned take the scalar path (the vector path
-    needs 16-byte aligned float32 rows); the results are the same."""
+    """Inputs that start one element past an aligned address give the same results: no kernel may assume that a
+    tensor's data is aligned beyond its element size (a vectorised load would have to check)."""
     inputs = make_inputs(2, 4, (256,), dtype=dtype, device=device)
     shifted = dict(inputs, **{name: _misaligned(inputs[name]) for name in ('u', 'delta', 'B', 'C')})
     check_against_reference(SEQUENCE, shifted, device=device)
