@@ -1,7 +1,7 @@
 """The compiled ops on channels-last inputs, the memory of the model's activations: every backend (the CPU kernels,
 the CUDA kernels on a GPU and on the emulated device) reads u and delta in place, without a copy, and returns the
-output, du and ddelta with the channel axis innermost. Inputs in other layouts are copied once (the cases of
-test_compiled.py run them).
+output, du and ddelta with the channel axis innermost. Inputs in other layouts are copied once. (Every case of
+test_compiled.py runs in both layouts; the cases here add more channels than one warp holds.)
 
 The cases use 40 channels: two 32-channel warps of the CUDA kernels, the second with 8 valid lanes, and groups of
 8 channels, so that one warp spans several groups (the per-lane dB / dC path) as well as one group (the warp-sum
