@@ -31,7 +31,7 @@ test-upstream test-onedl: test-%:
 
 # The race-checking build of the emulated device (mmmsvmamba._C_emulated_racecheck, beside the plain one), then the
 # emulated cases under it once per schedule seed: every shared- or global-memory hazard of a kernel fails its case
-# (docs/ops.md, "The emulated CUDA device"). Part of `make test`: about 2.5 CPU-minutes with the build.
+# (docs/ops.md, "The emulated CUDA device"). Part of `make test`: about 2 CPU-minutes with the build.
 RACECHECK_SEEDS ?= 1 2 3
 define racecheck
 	MMMSVMAMBA_EMULATED_RACECHECK=1 MMMSVMAMBA_WITH_CUDA=0 $(1) setup.py build_ext --inplace

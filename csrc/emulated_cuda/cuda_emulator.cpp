@@ -5,8 +5,10 @@
 // registers, MXCSR and the x87 control word; see switch_context). glibc's swapcontext also saves and restores the
 // signal mask, a system call per switch: about 1 us, five times the whole cost of a switch here, and the scans
 // switch fibers at every warp shuffle. Other architectures use ucontext. A fiber that must wait switches directly
-// to the next runnable fiber of its block (round robin); a fiber that finds none switches back to the worker's
-// own context, which then reports a deadlock (or moves to the next block when all fibers have finished). Errors
+// to the next runnable fiber of its block (round robin, or seeded random: MMMSVMAMBA_EMULATED_SEED); a fiber that
+// finds none switches back to the worker's own context, which then reports a deadlock (or moves to the next block
+// when all fibers have finished). In the race-checking build the worker also checks each memory access a kernel
+// makes (on_access, race_check.h) and lets another fiber run first at some of them (seeded schedules). Errors
 // cannot unwind across fibers: a failing fiber records its message, marks the launch failed and switches back to
 // the worker, which abandons the block (fibers hold nothing but their stacks).
 #include "cuda_emulator.h"
@@ -429,8 +431,8 @@ void Worker::shared_access(size_t offset, size_t bytes, bool write, const void* 
   const race::Conflict c = shared_.access(offset, bytes, write, self, pc);
   if (c.hazard == race::Hazard::kNone) return;
   const std::string name = variable->name.substr(variable->name.rfind("::") + 2);
-  what << "shared-memory " << race::hazard_name(c.hazard) << " at " << name << " + " << offset + c.byte - variable->offset
-       << " bytes: " << (write ? "writes" : "reads");
+  what << "shared-memory " << race::hazard_name(c.hazard) << " at " << name << " + "
+       << offset + c.byte - variable->offset << " bytes: " << (write ? "writes" : "reads");
   if (c.hazard == race::Hazard::kUninitialised) {
     what << " a byte that no thread of the block has written";
   } else {

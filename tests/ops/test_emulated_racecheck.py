@@ -20,16 +20,19 @@ RACES = {
     'lane_reads_without_syncwarp': r'thread \([01], 0, 0\): shared-memory (read-after-write|write-after-read) at '
                                    r'slots \+ 0 bytes: .* thread \([01], 0, 0\) \(warp 0, lane [01]\) .* '
                                    r'with no __syncthreads between and no __syncwarp',
-    'write_after_read': r'block \(0, 0, 0\), thread \(\d+, 0, 0\): shared-memory (read-after-write|write-after-read) at slots \+ \d+ bytes: .*'
+    'write_after_read': r'block \(0, 0, 0\), thread \(\d+, 0, 0\): shared-memory (read-after-write|write-after-read) '
+                        r'at slots \+ \d+ bytes: .*'
                         r'with no __syncthreads between',
-    'uninitialised_read': r'block \(0, 0, 0\), thread \(\d+, 0, 0\): shared-memory uninitialised read at slots \+ \d+ bytes: reads a byte that no thread of the '
+    'uninitialised_read': r'block \(0, 0, 0\), thread \(\d+, 0, 0\): shared-memory uninitialised read at slots '
+                          r'\+ \d+ bytes: reads a byte that no thread of the '
                           r'block has written \(at emulator_selftest\.cpp:\d+\)',
     'shared_out_of_bounds': r'thread \(0, 0, 0\): shared-memory access of 4 bytes outside the __shared__ variables '
                             r'the kernel declares \(slots 256 bytes\) \(at emulator_selftest\.cpp:\d+\)',
     'global_write_write': r'block \([01], 0, 0\), thread \(0, 0, 0\): global-memory (write-after-write|'
                           r'read-after-write|write-after-read) at 0x[0-9a-f]+: .* block \([01], 0, 0\), thread '
                           r'\(0, 0, 0\) (wrote|read) at emulator_selftest\.cpp:\d+ in the same launch',
-    'global_read_of_other_block': r'block \([01], 0, 0\), thread \(0, 0, 0\): global-memory (read-after-write|write-after-read) at 0x[0-9a-f]+: .* '
+    'global_read_of_other_block': r'block \([01], 0, 0\), thread \(0, 0, 0\): global-memory '
+                                  r'(read-after-write|write-after-read) at 0x[0-9a-f]+: .* '
                                   r'in the same launch \(blocks of a launch are not ordered\)',
 }
 
