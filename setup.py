@@ -85,8 +85,14 @@ def _emulated_extensions(CppExtension, cxx_flags):
         # Instrumented kernels, no ThreadSanitizer runtime linked: the emulator objects (added by _BuildExt) define
         # the __tsan_* entry points. -g1: line tables, for the source lines of a report. No function entry / exit
         # hooks: the checker does not need them.
+        twins = [os.path.join(CSRC, 'emulated', 'racecheck', os.path.basename(source))
+                 for source in sorted(glob.glob(os.path.join(CSRC, 'emulated', '*.cpp')))]
+        missing = [twin for twin in twins if not os.path.exists(twin)]
+        if missing:
+            raise RuntimeError(f'race-checking build: {", ".join(missing)} missing; each .cpp of '
+                               f'{os.path.join(CSRC, "emulated")} needs a twin there that #includes it')
         extensions.append(CppExtension(
-            RACECHECK_EXTENSION, sources=sorted(glob.glob(os.path.join(CSRC, 'emulated', 'racecheck', '*.cpp'))),
+            RACECHECK_EXTENSION, sources=twins,
             depends=sorted(glob.glob(os.path.join('csrc', '**', '*.*'), recursive=True)),  # the emulator's too
             extra_compile_args={'cxx': [f for f in _emulated_flags(cxx_flags) if f != '-g0'] + [
                 '-g1', '-fsanitize=thread', '--param=tsan-instrument-func-entry-exit=0']}))
