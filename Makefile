@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Development builds include the CUDA kernels on the emulated device (mmmsvmamba._C_emulated), which tests/ops run.
 export MMMSVMAMBA_WITH_EMULATED ?= 1
 
-.PHONY: env build test demo gpu-report clean test-emulated test-ubsan test-upstream test-onedl
+.PHONY: env build test demo gpu-report clean test-emulated test-ubsan test-racecheck test-upstream test-onedl
 
 env:
 	STACK=$(STACK) bash tools/setup_env.sh
@@ -27,10 +27,27 @@ test-upstream test-onedl: test-%:
 	STACK=$* bash tools/setup_env.sh
 	@echo "== the test suite on the $* stack ($(VENV_$*))"
 	$(VENV_$*)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(call racecheck,$(VENV_$*)/bin/python)
+
+# The race-checking build of the emulated device (mmmsvmamba._C_emulated_racecheck, beside the plain one), then the
+# emulated cases under it once per schedule seed: every shared- or global-memory hazard of a kernel fails its case
+# (docs/ops.md, "The emulated CUDA device"). Part of `make test`: about 2 CPU-minutes with the build.
+RACECHECK_SEEDS ?= 1 2 3
+define racecheck
+	MMMSVMAMBA_EMULATED_RACECHECK=1 MMMSVMAMBA_WITH_CUDA=0 $(1) setup.py build_ext --inplace
+	for seed in $(RACECHECK_SEEDS); do \
+	  echo "== the emulated cases with race checking, schedule seed $$seed"; \
+	  MMMSVMAMBA_EMULATED_RACECHECK=1 MMMSVMAMBA_EMULATED_SEED=$$seed $(1) -m pytest tests/ops -k emulated \
+	    $(PYTEST_ARGS) || exit 1; \
+	done
+endef
 
 # Only the CUDA kernels on the emulated device: their twins of the CUDA test cases and the emulator's own tests.
 test-emulated: env
 	$(PY) -m pytest tests/ops -k emulated $(PYTEST_ARGS)
+
+test-racecheck: env
+	$(call racecheck,$(PY))
 
 # The same with the emulated extension built under UBSan (undefined behaviour aborts the run), then rebuilt
 # without it. Opt-in: the sanitised build and run take a few minutes.

@@ -9,12 +9,16 @@ Extensions, loaded by mmmsvmamba/ops/compiled.py:
   csrc/emulated_cuda/, for tests (library ``mmmsvmamba_emulated``, CPU tensors). Built only with
   ``MMMSVMAMBA_WITH_EMULATED=1`` (the development environment sets it); ``MMMSVMAMBA_EMULATED_SANITIZE=undefined``
   builds it with UBSan (``make test-ubsan``).
+* ``mmmsvmamba._C_emulated_racecheck``: the same, race-checking (``make test-racecheck``): built besides it when
+  ``MMMSVMAMBA_EMULATED_RACECHECK=1``; the kernels compiled with GCC's ThreadSanitizer instrumentation, whose calls
+  the emulator itself answers (csrc/emulated_cuda/race_check.h); the emulator compiled apart, uninstrumented.
 
 Environment: ``TORCH_CUDA_ARCH_LIST`` (default '8.0;8.6;8.9;9.0;12.0'), ``MAX_JOBS`` (parallel compile jobs).
 Install for development with ``pip install --no-build-isolation --no-deps -e .`` (tools/setup_env.sh does).
 """
 import glob
 import os
+import subprocess
 
 from setuptools import find_packages, setup
 
@@ -22,6 +26,10 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join('csrc', 'selective_scan')
 DEFAULT_CUDA_HOME = '/usr/local/cuda'
 DEFAULT_ARCH_LIST = '8.0;8.6;8.9;9.0;12.0'
+EMULATOR_SOURCES = [os.path.join('csrc', 'emulated_cuda', 'cuda_emulator.cpp'),
+                    os.path.join('csrc', 'emulated_cuda', 'race_check.cpp')]
+RACECHECK_EXTENSION = 'mmmsvmamba._C_emulated_racecheck'
+CXX_FLAGS = ['-O3', '-std=c++20']
 
 
 def _requirements(name):
@@ -44,10 +52,7 @@ def _want_cuda(torch, cuda_home):
     return not missing
 
 
-def _emulated_extension(CppExtension, cxx_flags):
-    """The CUDA kernels on the emulated device (csrc/emulated_cuda/), or None unless MMMSVMAMBA_WITH_EMULATED=1."""
-    if os.environ.get('MMMSVMAMBA_WITH_EMULATED', '').strip() != '1':
-        return None
+def _emulated_flags(cxx_flags):
     # -fvisibility=hidden: the host-compiled kernels carry the mangled names of the real CUDA build's kernels;
     # hidden, neither library can bind the other's. -fno-strict-aliasing: device code reinterprets element arrays as
     # vectors, which nvcc allows and GCC's type-based alias analysis would not.
@@ -55,6 +60,15 @@ def _emulated_extension(CppExtension, cxx_flags):
     flags = [f for f in cxx_flags if not f.startswith('-O')] + [
         '-O2', '-g0', '-DMMMSVMAMBA_EMULATED_CUDA', '-fvisibility=hidden', '-fvisibility-inlines-hidden',
         '-fno-strict-aliasing', '-Wno-unknown-pragmas']
+    return flags
+
+
+def _emulated_extensions(CppExtension, cxx_flags):
+    """The CUDA kernels on the emulated device (csrc/emulated_cuda/), plain and (MMMSVMAMBA_EMULATED_RACECHECK=1)
+    race-checking; none unless MMMSVMAMBA_WITH_EMULATED=1."""
+    if os.environ.get('MMMSVMAMBA_WITH_EMULATED', '').strip() != '1':
+        return []
+    flags = _emulated_flags(cxx_flags)
     link = []
     sanitize = os.environ.get('MMMSVMAMBA_EMULATED_SANITIZE', '').strip()
     if sanitize:
@@ -64,10 +78,40 @@ def _emulated_extension(CppExtension, cxx_flags):
         flags = [f for f in flags if not f.startswith('-O') and f != '-g0'] + [
             '-O1', '-g', '-fsanitize=undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer']
         link = ['-fsanitize=undefined']
-    return CppExtension('mmmsvmamba._C_emulated',
-                        sources=[os.path.join('csrc', 'emulated_cuda', 'cuda_emulator.cpp')] +
-                        sorted(glob.glob(os.path.join(CSRC, 'emulated', '*.cpp'))),
-                        extra_compile_args={'cxx': flags}, extra_link_args=link)
+    extensions = [CppExtension('mmmsvmamba._C_emulated',
+                               sources=EMULATOR_SOURCES + sorted(glob.glob(os.path.join(CSRC, 'emulated', '*.cpp'))),
+                               extra_compile_args={'cxx': flags}, extra_link_args=link)]
+    if os.environ.get('MMMSVMAMBA_EMULATED_RACECHECK', '').strip() == '1':
+        # Instrumented kernels, no ThreadSanitizer runtime linked: the emulator objects (added by _BuildExt) define
+        # the __tsan_* entry points. -g1: line tables, for the source lines of a report. No function entry / exit
+        # hooks: the checker does not need them.
+        twins = [os.path.join(CSRC, 'emulated', 'racecheck', os.path.basename(source))
+                 for source in sorted(glob.glob(os.path.join(CSRC, 'emulated', '*.cpp')))]
+        missing = [twin for twin in twins if not os.path.exists(twin)]
+        if missing:
+            raise RuntimeError(f'race-checking build: {", ".join(missing)} missing; each .cpp of '
+                               f'{os.path.join(CSRC, "emulated")} needs a twin there that #includes it')
+        extensions.append(CppExtension(
+            RACECHECK_EXTENSION, sources=twins,
+            depends=sorted(glob.glob(os.path.join('csrc', '**', '*.*'), recursive=True)),  # the emulator's too
+            extra_compile_args={'cxx': [f for f in _emulated_flags(cxx_flags) if f != '-g0'] + [
+                '-g1', '-fsanitize=thread', '--param=tsan-instrument-func-entry-exit=0']}))
+    return extensions
+
+
+def _compile_emulator(build_temp, cxx_flags):
+    """The emulator's objects for the race-checking build, compiled without instrumentation (they answer it)."""
+    import torch
+    out_dir = os.path.join(build_temp, 'racecheck_emulator')
+    os.makedirs(out_dir, exist_ok=True)
+    objects = []
+    for source in EMULATOR_SOURCES:
+        obj = os.path.join(out_dir, os.path.basename(source).replace('.cpp', '.o'))
+        subprocess.check_call([os.environ.get('CXX', 'c++'), '-c', '-fPIC', source, '-o', obj] +
+                              _emulated_flags(cxx_flags) +
+                              [f'-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}'])
+        objects.append(obj)
+    return objects
 
 
 def _extensions():
@@ -78,7 +122,7 @@ def _extensions():
     import torch
     from torch.utils.cpp_extension import CUDA_HOME, CppExtension, CUDAExtension
 
-    cxx_flags = ['-O3', '-std=c++20']
+    cxx_flags = CXX_FLAGS
     extensions = [
         CppExtension('mmmsvmamba._C',
                      sources=[os.path.join(CSRC, 'selective_scan.cpp')] +
@@ -90,9 +134,7 @@ def _extensions():
                      extra_compile_args={'cxx': cxx_flags + ['-fno-trapping-math', '-fopenmp']},
                      extra_link_args=['-fopenmp'])
     ]
-    emulated = _emulated_extension(CppExtension, cxx_flags)
-    if emulated is not None:
-        extensions.append(emulated)
+    extensions += _emulated_extensions(CppExtension, cxx_flags)
     if _want_cuda(torch, CUDA_HOME):
         os.environ.setdefault('TORCH_CUDA_ARCH_LIST', DEFAULT_ARCH_LIST)
         # torch's CUDA headers include cuBLAS / cuSPARSE headers, which pip's CUDA runtime keeps here
@@ -107,7 +149,14 @@ def _extensions():
 
 def _build_ext():
     from torch.utils.cpp_extension import BuildExtension
-    return BuildExtension.with_options(use_ninja=True)
+
+    class _BuildExt(BuildExtension.with_options(use_ninja=True)):
+        def build_extension(self, ext):
+            if ext.name == RACECHECK_EXTENSION:
+                ext.extra_objects = _compile_emulator(self.build_temp, CXX_FLAGS)
+            super().build_extension(ext)
+
+    return _BuildExt
 
 
 setup(

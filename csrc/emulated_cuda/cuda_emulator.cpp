@@ -5,11 +5,14 @@
 // registers, MXCSR and the x87 control word; see switch_context). glibc's swapcontext also saves and restores the
 // signal mask, a system call per switch: about 1 us, five times the whole cost of a switch here, and the scans
 // switch fibers at every warp shuffle. Other architectures use ucontext. A fiber that must wait switches directly
-// to the next runnable fiber of its block (round robin); a fiber that finds none switches back to the worker's
-// own context, which then reports a deadlock (or moves to the next block when all fibers have finished). Errors
+// to the next runnable fiber of its block (round robin, or seeded random: MMMSVMAMBA_EMULATED_SEED); a fiber that
+// finds none switches back to the worker's own context, which then reports a deadlock (or moves to the next block
+// when all fibers have finished). In the race-checking build the worker also checks each memory access a kernel
+// makes (on_access, race_check.h) and lets another fiber run first at some of them (seeded schedules). Errors
 // cannot unwind across fibers: a failing fiber records its message, marks the launch failed and switches back to
 // the worker, which abandons the block (fibers hold nothing but their stacks).
 #include "cuda_emulator.h"
+#include "race_check.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
@@ -165,7 +169,19 @@ struct Launch {
   std::mutex mutex;
   std::string error;  // the first failure
   cudaError_t code = cudaSuccess;
+  uint64_t seed = 0;  // MMMSVMAMBA_EMULATED_SEED: 0 runs the fibers round robin, else in a seeded random order
+  // race checking (the instrumented build only): the kernel's __shared__ variables and the global shadow
+  std::vector<race::SharedVariable> shared;
+  std::unique_ptr<race::GlobalShadow> global;
 };
+
+// splitmix64: the schedule's random numbers (one stream per block, so a block's schedule depends on the seed only)
+inline uint64_t mix(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 
 enum class Wait { kNone, kWarp, kBlock };
 
@@ -206,6 +222,11 @@ class Worker {
     }
     stacks_ = static_cast<char*>(base);
     for (int i = 0; i < threads_; ++i) mprotect(stacks_ + i * stride_, page_, PROT_NONE);
+    if (launch.global) {
+      tls_block_ = race::tls_block();
+      tls_bytes_ = race::tls_bytes();
+      shared_.resize(tls_bytes_);
+    }
   }
   ~Worker() { munmap(stacks_, stacks_bytes_); }
 
@@ -218,6 +239,7 @@ class Worker {
       const dim3& g = launch_.grid;
       block_ = {static_cast<unsigned>(linear % g.x), static_cast<unsigned>((linear / g.x) % g.y),
                 static_cast<unsigned>(linear / (static_cast<uint64_t>(g.x) * g.y))};
+      block_linear_ = linear;
       run_block();
     }
     current_worker = nullptr;
@@ -231,10 +253,14 @@ class Worker {
   // Records the failure of the current fiber and leaves it for good.
   // (The caller's temporaries on the fiber's stack are never destroyed: a small leak per failed launch.)
   [[noreturn]] void fail(cudaError_t code, const std::string& what, const std::source_location& at) {
+    fail_at(code, what, str(at));
+  }
+  [[noreturn]] void fail_at(cudaError_t code, const std::string& what, const std::string& where) {
+    in_runtime_ = true;
     {
       std::ostringstream message;
       message << "kernel " << launch_.kernel << ", block " << str(block_) << ", thread " << str(current_->index)
-              << ": " << what << " (at " << str(at) << ")";
+              << ": " << what << " (at " << where << ")";
       record(code, message.str());
     }
     switch_context(current_->context, worker_context_);
@@ -244,8 +270,17 @@ class Worker {
   uint64_t warp_exchange(detail::WarpOp op, unsigned mask, uint64_t value, int arg, int width,
                          const std::source_location& at);
   void block_barrier(const std::source_location& at);
+  void on_access(uintptr_t address, size_t bytes, bool write, const void* pc);
 
  private:
+  // Marks the emulator's own code on a fiber, whose accesses the race checker ignores: inline library code that
+  // both the emulator and the instrumented kernels use exists once in the module, instrumented.
+  struct RuntimeScope {
+    explicit RuntimeScope(Worker& w) : worker(w) { w.in_runtime_ = true; }
+    ~RuntimeScope() { worker.in_runtime_ = false; }
+    Worker& worker;
+  };
+
   static void fiber_main();
   void run_block();
   void record(cudaError_t code, const std::string& message) {
@@ -257,7 +292,11 @@ class Worker {
     launch_.failed.store(true, std::memory_order_relaxed);
   }
   void wait_here();  // the current fiber blocks; runs others until it is runnable again
+  void yield_now();  // the current fiber lets another runnable one run first (seeded schedules)
   Fiber* next_runnable(int after);
+  void shared_access(size_t offset, size_t bytes, bool write, const void* pc);
+  void global_access(uintptr_t address, size_t bytes, bool write, const void* pc);
+  std::string thread_name(uint32_t linear) const;
   void finish_current();
   std::string describe_waits() const;
   int warp_lanes(int warp) const { return std::min(32, threads_ - warp * 32); }
@@ -272,6 +311,12 @@ class Worker {
   Fiber* current_ = nullptr;
   int finished_ = 0, at_barrier_ = 0;
   bool block_failed_ = false;
+  uint64_t block_linear_ = 0, rng_ = 0;
+  // race checking: this worker's shared memory (the module's TLS block) and its shadow
+  char* tls_block_ = nullptr;
+  size_t tls_bytes_ = 0;
+  race::SharedShadow shared_;
+  bool in_runtime_ = true;  // false while kernel code runs
 
   static thread_local Worker* current_worker;
 };
@@ -280,6 +325,7 @@ thread_local Worker* Worker::current_worker = nullptr;
 
 void Worker::fiber_main() {
   Worker* self = current_worker;
+  self->in_runtime_ = false;
   self->launch_.invoke(self->launch_.call);
   self->finish_current();
   std::abort();  // finish_current switches away for good
@@ -293,8 +339,11 @@ void Worker::run_block() {
     make_context(f.context, stacks_ + f.linear * stride_ + page_, kStackBytes, &Worker::fiber_main);
   }
   finished_ = at_barrier_ = 0;
-  current_ = &fibers_[0];
+  rng_ = launch_.seed ^ (block_linear_ * 0x2545f4914f6cdd1dull);
+  if (launch_.global) shared_.begin_block((threads_ + 31) / 32);
+  current_ = launch_.seed != 0 ? &fibers_[mix(rng_) % threads_] : &fibers_[0];
   switch_context(worker_context_, current_->context);
+  in_runtime_ = true;
   // Back here when the block failed, all fibers finished, or none could run.
   if (launch_.failed.load(std::memory_order_relaxed) || finished_ == threads_) return;
   std::ostringstream message;
@@ -304,6 +353,7 @@ void Worker::run_block() {
 }
 
 Fiber* Worker::next_runnable(int after) {
+  if (launch_.seed != 0) after = static_cast<int>(mix(rng_) % threads_);  // scan on from a random fiber
   for (int step = 1; step <= threads_; ++step) {
     Fiber& f = fibers_[(after + step) % threads_];
     if (f.runnable && !f.done) return &f;
@@ -322,13 +372,102 @@ void Worker::wait_here() {
   current_ = next;
   switch_context(self->context, next->context);
   // resumed: someone made this fiber runnable and switched to it
+  in_runtime_ = true;
   if (launch_.failed.load(std::memory_order_relaxed)) {  // another worker failed meanwhile: stop here too
     switch_context(self->context, worker_context_);
     std::abort();
   }
 }
 
+void Worker::yield_now() {
+  Fiber* self = current_;
+  self->runnable = false;  // so that another fiber is chosen
+  Fiber* next = next_runnable(self->linear);
+  self->runnable = true;
+  if (next == nullptr) return;
+  current_ = next;
+  switch_context(self->context, next->context);
+  in_runtime_ = true;
+  if (launch_.failed.load(std::memory_order_relaxed)) {
+    switch_context(self->context, worker_context_);
+    std::abort();
+  }
+}
+
+std::string Worker::thread_name(uint32_t linear) const {
+  return "thread " + str(fibers_[linear].index) + " (warp " + std::to_string(linear / 32) + ", lane " +
+         std::to_string(linear % 32) + ")";
+}
+
+void Worker::on_access(uintptr_t address, size_t bytes, bool write, const void* pc) {
+  if (in_runtime_) return;
+  RuntimeScope scope(*this);
+  if (address - reinterpret_cast<uintptr_t>(stacks_) < stacks_bytes_) return;  // a thread's own locals
+  if (address - reinterpret_cast<uintptr_t>(tls_block_) < tls_bytes_) {
+    shared_access(address - reinterpret_cast<uintptr_t>(tls_block_), bytes, write, pc);
+  } else {
+    global_access(address, bytes, write, pc);
+  }
+  // seeded schedules also interleave threads between barriers: at one access in eight, another thread runs first
+  if (launch_.seed != 0 && (mix(rng_) & 7) == 0) yield_now();
+}
+
+void Worker::shared_access(size_t offset, size_t bytes, bool write, const void* pc) {
+  const race::SharedVariable* variable = nullptr;
+  for (const race::SharedVariable& v : launch_.shared) {
+    if (offset >= v.offset && offset < v.offset + v.size) variable = &v;
+  }
+  std::ostringstream what;
+  if (variable == nullptr || offset + bytes > variable->offset + variable->size) {
+    what << "shared-memory access of " << bytes << " bytes outside the __shared__ variables the kernel declares (";
+    for (size_t i = 0; i < launch_.shared.size(); ++i) {
+      what << (i ? ", " : "") << launch_.shared[i].name.substr(launch_.shared[i].name.rfind("::") + 2) << " "
+           << launch_.shared[i].size << " bytes";
+    }
+    what << (launch_.shared.empty() ? "none" : "") << ")";
+    fail_at(cudaErrorLaunchFailure, what.str(), race::source_line(pc));
+  }
+  const uint32_t self = static_cast<uint32_t>(current_->linear);
+  const race::Conflict c = shared_.access(offset, bytes, write, self, pc);
+  if (c.hazard == race::Hazard::kNone) return;
+  const std::string name = variable->name.substr(variable->name.rfind("::") + 2);
+  what << "shared-memory " << race::hazard_name(c.hazard) << " at " << name << " + "
+       << offset + c.byte - variable->offset << " bytes: " << (write ? "writes" : "reads");
+  if (c.hazard == race::Hazard::kUninitialised) {
+    what << " a byte that no thread of the block has written";
+  } else {
+    what << " what " << thread_name(c.other) << (c.hazard == race::Hazard::kWriteAfterRead ? " read" : " wrote")
+         << " at " << race::source_line(c.other_pc) << ", with no __syncthreads between"
+         << (c.other / 32 == self / 32 ? " and no __syncwarp" : " (another warp: __syncwarp does not order it)");
+  }
+  fail_at(cudaErrorLaunchFailure, what.str(), race::source_line(pc));
+}
+
+void Worker::global_access(uintptr_t address, size_t bytes, bool write, const void* pc) {
+  const uint32_t id = static_cast<uint32_t>(block_linear_ * threads_ + current_->linear + 1);
+  const race::Conflict c = launch_.global->access(address, bytes, write, id, pc);
+  if (c.hazard == race::Hazard::kNone) return;
+  const uint64_t other_block = (c.other - 1) / threads_;
+  const dim3& g = launch_.grid;
+  const uint3 block = {static_cast<unsigned>(other_block % g.x), static_cast<unsigned>((other_block / g.x) % g.y),
+                       static_cast<unsigned>(other_block / (static_cast<uint64_t>(g.x) * g.y))};
+  std::ostringstream what;
+  char hex[32];
+  std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(address + c.byte));
+  what << "global-memory " << race::hazard_name(c.hazard) << " at " << hex << ": " << (write ? "writes" : "reads")
+       << " non-atomically what block " << str(block) << ", thread "
+       << str(uint3{static_cast<unsigned>((c.other - 1) % threads_ % launch_.block.x),
+                    static_cast<unsigned>((c.other - 1) % threads_ / launch_.block.x % launch_.block.y),
+                    static_cast<unsigned>((c.other - 1) % threads_ / (launch_.block.x * launch_.block.y))})
+       << (c.hazard == race::Hazard::kWriteAfterRead ? " read" : " wrote") << " at "
+       << race::source_line(c.other_pc) << " in the same launch"
+       << (c.hazard == race::Hazard::kWriteWrite ? " (use atomics, or one writer per address)"
+                                                 : " (blocks of a launch are not ordered)");
+  fail_at(cudaErrorLaunchFailure, what.str(), race::source_line(pc));
+}
+
 void Worker::finish_current() {
+  in_runtime_ = true;
   Fiber* self = current_;
   self->done = true;
   ++finished_;
@@ -375,6 +514,7 @@ std::string Worker::describe_waits() const {
 uint64_t Worker::warp_exchange(detail::WarpOp op, unsigned mask, uint64_t value, int arg, int width,
                                const std::source_location& at) {
   using detail::WarpOp;
+  RuntimeScope scope(*this);
   Fiber& self = *current_;
   const int warp = self.linear / 32, lane = self.linear % 32, lanes = warp_lanes(warp);
   if (!(mask >> lane & 1u)) {
@@ -455,10 +595,12 @@ uint64_t Worker::warp_exchange(detail::WarpOp op, unsigned mask, uint64_t value,
     f.wait = Wait::kNone;
     f.runnable = true;
   }
+  if (op == WarpOp::kSync && launch_.global) shared_.warp_sync(warp);  // orders the memory of the warp's lanes
   return self.result;
 }
 
 void Worker::block_barrier(const std::source_location& at) {
+  RuntimeScope scope(*this);
   Fiber& self = *current_;
   if (finished_ > 0) {
     for (const Fiber& f : fibers_) {
@@ -491,6 +633,7 @@ void Worker::block_barrier(const std::source_location& at) {
     }
   }
   at_barrier_ = 0;
+  if (launch_.global) shared_.barrier();
   for (Fiber& f : fibers_) {
     f.wait = Wait::kNone;
     f.runnable = true;
@@ -556,6 +699,11 @@ uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t value, int arg, int wi
 
 void block_barrier(const std::source_location& at) { worker_or_die("__syncthreads").block_barrier(at); }
 
+void on_access(const void* address, size_t bytes, bool write, const void* pc) {
+  Worker* w = Worker::current();
+  if (w != nullptr) w->on_access(reinterpret_cast<uintptr_t>(address), bytes, write, pc);
+}
+
 void run_launch(std::string_view kernel, dim3 grid, dim3 block, size_t shared_bytes, Invoke invoke,
                 const void* call) {
   cudaError_t code = cudaSuccess;
@@ -571,6 +719,16 @@ void run_launch(std::string_view kernel, dim3 grid, dim3 block, size_t shared_by
   launch.invoke = invoke;
   launch.call = call;
   launch.blocks = static_cast<uint64_t>(grid.x) * grid.y * grid.z;
+  launch.seed = static_cast<uint64_t>(env_int("MMMSVMAMBA_EMULATED_SEED", 0));
+  if (race::instrumented()) {
+    if (race::tls_bytes() == 0) {
+      set_last_error(cudaErrorLaunchFailure, "kernel " + std::string(kernel) + ": race checking: " +
+                                                 race::module_error());
+      return;
+    }
+    launch.shared = race::shared_variables(kernel);
+    launch.global = std::make_unique<race::GlobalShadow>(block.x * block.y * block.z);
+  }
   const int workers = static_cast<int>(
       std::min<uint64_t>(launch.blocks, static_cast<uint64_t>(env_int("MMMSVMAMBA_EMULATED_WORKERS", 2))));
   std::vector<std::thread> helpers;

@@ -23,10 +23,15 @@
 // reading a lane outside its mask or an exited lane, a width that is not a power of two <= 32, __syncthreads in
 // a block one of whose threads has exited or that some thread never reaches, and deadlock (no fiber can run).
 //
-// What it cannot see: memory ordering and visibility (a fiber's writes are visible at once to the next fiber),
-// timing and performance, misaligned vector accesses that the host tolerates, out-of-bounds accesses that stay
-// inside host allocations, and races that the cooperative schedule happens to order well. docs/ops.md, "The
-// emulated CUDA device", says more and how to add a kernel.
+// Schedules: round robin, or with MMMSVMAMBA_EMULATED_SEED=n a seeded random order of the fibers between barriers.
+// Race checking (the build mmmsvmamba._C_emulated_racecheck, race_check.h): shared-memory hazards between barriers
+// (and __syncwarp for lanes of one warp), uninitialised shared reads, shared accesses outside the kernel's
+// __shared__ variables, and conflicting non-atomic global accesses within a launch, each a failed launch.
+//
+// What it cannot see: memory ordering beyond those rules (a fiber's writes are visible at once to the next fiber;
+// without race checking a missing barrier shows only where the schedule happens to expose it), timing and
+// performance, misaligned vector accesses that the host tolerates, out-of-bounds global accesses that stay inside
+// host allocations. docs/ops.md, "The emulated CUDA device", says more and how to add a kernel.
 #pragma once
 
 #include <math.h>  // expf, log1pf, ... in the global namespace, as device code calls them

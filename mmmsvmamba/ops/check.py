@@ -54,6 +54,9 @@ def main(argv=None):
     if torch.cuda.is_available():
         print(f'device: {torch.cuda.get_device_name()}')
     print(f'compiled kernels for: {", ".join(compiled.KERNEL_KEYS) or "nothing"}')
+    compiled.load_emulated()  # to say which file it is; the checks below do not use it
+    for module, path in compiled.LOADED.items():
+        print(f'  {module}: loaded {path}')
     for module, error in compiled.LOAD_ERRORS.items():
         print(f'  {module}: {error}')
     devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])

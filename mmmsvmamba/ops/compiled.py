@@ -11,15 +11,21 @@ The C++ library ``mmmsvmamba`` defines four functional operators (schemas in
 
 ``y`` is float32 (float64 for float64 inputs) when ``out_float``, else in u's dtype. Kernels live in two
 extensions built by ``setup.py``: ``mmmsvmamba._C`` (schemas + CPU, always built) and ``mmmsvmamba._C_cuda``
-(CUDA, built when torch has CUDA and nvcc is found). This module loads whichever exist (a missing one is recorded
-in :data:`LOAD_ERRORS`, not raised), then registers the fake kernels (so ``torch.compile`` and ``torch.export``
+(CUDA, built when torch has CUDA and nvcc is found). This module loads whichever exist beside the imported
+package (never another checkout's: an editable install elsewhere in the environment would otherwise supply the
+binaries a checkout lacks); a missing one is recorded in :data:`LOAD_ERRORS`, not raised, the file of each loaded one
+in :data:`LOADED`. Then it registers the fake kernels (so ``torch.compile`` and ``torch.export``
 can trace the ops) and the autograd formulas (backward = the ``*_bwd`` op; no double backward).
 
 A third, test-only extension, ``mmmsvmamba._C_emulated``, runs the CUDA kernels on the emulated CUDA device for CPU
 tensors under the library ``mmmsvmamba_emulated``; :func:`load_emulated` loads it on request (see
-:mod:`mmmsvmamba.ops.testing`). It is not a backend of the public entry points.
+:mod:`mmmsvmamba.ops.testing`), or its race-checking build ``mmmsvmamba._C_emulated_racecheck`` when the
+environment sets ``MMMSVMAMBA_EMULATED_RACECHECK=1``. It is not a backend of the public entry points.
 """
-import importlib.util
+import importlib
+import importlib.machinery
+import os
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -39,24 +45,36 @@ KERNEL_DTYPES = {
     'CUDA': (torch.float32, torch.float16, torch.bfloat16),
 }
 LOAD_ERRORS = {}  # extension module -> why it was not loaded
+LOADED = {}  # extension module -> the file it was loaded from
 BUILD_HINT = ('build it with `make build` (or `pip install --no-build-isolation -e .`) in the mmmsvmamba checkout; '
               '`python -m mmmsvmamba.ops.check` shows what is built')
 
 
+def extension_file(module: str) -> Optional[Path]:
+    """The compiled file of extension ``module`` ('mmmsvmamba._C', ...) in the imported package's own folder, or
+    None. Deliberately not importlib's search: that falls through to any other checkout installed in editable mode
+    into the same environment."""
+    package, _, name = module.rpartition('.')
+    for folder in importlib.import_module(package).__path__:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / (name + suffix)
+            if path.is_file():
+                return path
+    return None
+
+
 def _load_extension(module: str) -> bool:
-    try:
-        spec = importlib.util.find_spec(module)
-    except ImportError as err:
-        LOAD_ERRORS[module] = repr(err)
-        return False
-    if spec is None or spec.origin is None:
-        LOAD_ERRORS[module] = 'not built'
+    path = extension_file(module)
+    if path is None:
+        folders = ', '.join(importlib.import_module(module.rpartition('.')[0]).__path__)
+        LOAD_ERRORS[module] = f'not built (no {module.rpartition(".")[2]}.*.so in {folders})'
         return False
     try:
-        torch.ops.load_library(spec.origin)
+        torch.ops.load_library(str(path))
     except OSError as err:  # e.g. built against another torch, or a CUDA build loaded without the CUDA runtime
-        LOAD_ERRORS[module] = f'{spec.origin} failed to load: {err}'
+        LOAD_ERRORS[module] = f'{path} failed to load: {err}'
         return False
+    LOADED[module] = str(path)
     return True
 
 
@@ -170,7 +188,10 @@ if KERNEL_KEYS:
     register_python_kernels(NAMESPACE)
 
 # The CUDA kernels on the emulated device (csrc/emulated_cuda/): a test-only library on CPU tensors, not a backend.
-EMULATED_EXTENSION = 'mmmsvmamba._C_emulated'
+# MMMSVMAMBA_EMULATED_RACECHECK=1: its race-checking build instead (make test-racecheck; the two register the same
+# library, so a process loads one of them).
+EMULATED_EXTENSION = ('mmmsvmamba._C_emulated_racecheck' if os.environ.get('MMMSVMAMBA_EMULATED_RACECHECK') == '1'
+                      else 'mmmsvmamba._C_emulated')
 EMULATED_NAMESPACE = 'mmmsvmamba_emulated'
 _emulated_loaded = []  # [True] once loaded and registered
 
@@ -180,7 +201,7 @@ def load_emulated() -> bool:
     the emulated device for CPU tensors, see mmmsvmamba.ops.testing) and register its fake kernels and autograd.
 
     Idempotent. Returns False, with the reason in :data:`LOAD_ERRORS`, when it was not built
-    (``MMMSVMAMBA_WITH_EMULATED=1`` builds it).
+    (``MMMSVMAMBA_WITH_EMULATED=1`` builds it, with ``MMMSVMAMBA_EMULATED_RACECHECK=1`` also the race-checking one).
     """
     if not _emulated_loaded:
         if not _load_extension(EMULATED_EXTENSION):

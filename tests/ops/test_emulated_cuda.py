@@ -85,12 +85,17 @@ FAULTS = {
     'lane_not_in_mask': r'block \(0, 0, 0\), thread \(0, 0, 0\): __shfl_sync with mask 0x00000002 '
                         r'that does not name the calling lane 0',
     'reads_outside_mask': r'thread \(\d+, 0, 0\): __shfl_sync: lane 0 reads lane 5, which the mask does not name',
-    'lane_exited': r'thread \(16, 0, 0\): exited while lane 0 waits for it in __shfl_sync',
+    # which exiting lane finds which waiting one first is up to the schedule (MMMSVMAMBA_EMULATED_SEED)
+    'lane_exited': r'(thread \((1[6-9]|2\d|3[01]), 0, 0\): exited while lane ([0-9]|1[0-5]) waits for it '
+                   r'in __shfl_sync|__shfl_sync names lane (1[6-9]|2\d|3[01]), which has exited)',
     'different_sync_points': r'lanes of one mask at different sync points',
     'bad_width': r'__shfl_sync with width 12: it must be a power of two',
-    'syncthreads_after_exit': r'thread \(32, 0, 0\): exited while thread \(0, 0, 0\) waits at __syncthreads',
+    'syncthreads_after_exit': r'(thread \([3-6]\d, 0, 0\): exited while thread \(\d+, 0, 0\) waits at __syncthreads|'
+                              r'__syncthreads after thread \([3-6]\d, 0, 0\) of the block has exited)',
     'divergent_syncthreads': r'threads of the block at different __syncthreads',
-    'syncthreads_in_warp_op': r'__syncwarp names lane 0, which waits at __syncthreads',
+    'syncthreads_in_warp_op': r'(__syncwarp names lane 0, which waits at __syncthreads|'
+                              r'thread \((0|32), 0, 0\): __syncthreads while lane \d+ waits for this lane in '
+                              r'__syncwarp)',
     'deadlock': r'block \(0, 0, 0\): deadlock, no thread can run; thread \(0, 0, 0\) waits in __syncwarp',
     'grid_x': r'invalid launch: grid \(2147483648, 1, 1\) exceeds the limits',
     'grid_y': r'invalid launch: grid \(1, 65536, 1\) exceeds the limits',

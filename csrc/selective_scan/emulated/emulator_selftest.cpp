@@ -7,6 +7,9 @@
 //       atomicAdd over `blocks` blocks of `block` threads, and the number of threads that saw the right indices
 //   _emulator_layout(bx, by, bz) -> int64 (bz, by, bx): x + 100 y + 10000 z as threadIdx reports it
 //   _emulator_fault(case): launches a kernel with the fault `case` (see kFaults) and raises the launch's error
+//   _emulator_race(case, fixed): launches a kernel with the memory hazard `case` (see kRaces), or with the barrier
+//       or atomic that removes it when `fixed`, and raises the launch's error (the race-checking build reports it)
+//   _emulator_race_checking() -> bool: whether this is the race-checking build
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
@@ -17,6 +20,7 @@
 #include <string>
 
 #include "../../emulated_cuda/cuda_emulator.h"
+#include "../../emulated_cuda/race_check.h"
 
 namespace mmmsvmamba {
 namespace emulator_selftest {
@@ -207,6 +211,106 @@ void fault(const std::string& name) {
   TORCH_CHECK(false, "_emulator_fault: unknown case ", name);
 }
 
+enum class Race {
+  kWarpsShareSlot,
+  kLaneReadsWithoutSyncwarp,
+  kWriteAfterRead,
+  kUninitialisedRead,
+  kSharedOutOfBounds,
+  kGlobalWriteWrite,
+  kGlobalReadOfOtherBlock,
+};
+
+constexpr int kRaceSlots = 64;
+
+// Each case is a hazard unless `fixed` adds the barrier (or atomic, or bound) that removes it.
+__global__ void race_kernel(Race race, bool fixed, int index, float* out) {
+  __shared__ float slots[kRaceSlots];
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  switch (race) {
+    case Race::kWarpsShareSlot:  // lane 0 of warps 0 and 1 write slot 0 in one barrier interval
+      if (warp == 0 && lane == 0) slots[0] = 1.f;
+      if (fixed) __syncthreads();
+      if (warp == 1 && lane == 0) slots[0] = 2.f;
+      __syncthreads();
+      out[t] = slots[0];
+      break;
+    case Race::kLaneReadsWithoutSyncwarp:  // lane 1 reads what lane 0 writes; a shuffle would not order it
+      slots[lane] = 0.f;
+      __syncthreads();
+      if (lane == 0) slots[0] = 1.f;
+      out[t] = __shfl_sync(0xffffffffu, static_cast<float>(t), 0);
+      if (fixed) __syncwarp();
+      if (lane == 1) out[t] = slots[0];
+      break;
+    case Race::kWriteAfterRead: {  // each thread reads its neighbour's slot, then overwrites its own
+      slots[t] = static_cast<float>(t);
+      __syncthreads();
+      const float next = slots[(t + 1) % blockDim.x];
+      if (fixed) __syncthreads();
+      slots[t] = 2.f * next;
+      __syncthreads();
+      out[t] = slots[t];
+      break;
+    }
+    case Race::kUninitialisedRead:
+      if (fixed) slots[t] = 1.f;
+      __syncthreads();
+      out[t] = slots[t];
+      break;
+    case Race::kSharedOutOfBounds:  // `index` comes from the host, so the compiler cannot see it is out of range
+      if (t == 0) slots[index] = 1.f;
+      break;
+    case Race::kGlobalWriteWrite:  // thread 0 of every block adds to out[0]
+      if (t == 0) {
+        if (fixed) {
+          atomicAdd(out, 1.f);
+        } else {
+          out[0] += 1.f;
+        }
+      }
+      break;
+    case Race::kGlobalReadOfOtherBlock:  // block 1 reads what block 0 writes (fixed: what itself writes)
+      if (t == 0) {
+        out[blockIdx.x] = 1.f;
+        out[2 + blockIdx.x] = out[fixed ? blockIdx.x : 0];
+      }
+      break;
+  }
+}
+
+struct RaceCase {
+  const char* name;
+  Race race;
+  unsigned blocks, threads;
+  int index, fixed_index;  // kSharedOutOfBounds: the slot written
+};
+
+const RaceCase kRaces[] = {
+    {"warps_share_slot", Race::kWarpsShareSlot, 1, 64, 0, 0},
+    {"lane_reads_without_syncwarp", Race::kLaneReadsWithoutSyncwarp, 1, 32, 0, 0},
+    {"write_after_read", Race::kWriteAfterRead, 1, 64, 0, 0},
+    {"uninitialised_read", Race::kUninitialisedRead, 1, 64, 0, 0},
+    {"shared_out_of_bounds", Race::kSharedOutOfBounds, 1, 32, kRaceSlots, kRaceSlots - 1},
+    {"global_write_write", Race::kGlobalWriteWrite, 2, 32, 0, 0},
+    {"global_read_of_other_block", Race::kGlobalReadOfOtherBlock, 2, 32, 0, 0},
+};
+
+void race(const std::string& name, bool fixed) {
+  for (const RaceCase& c : kRaces) {
+    if (name != c.name) continue;
+    std::vector<float> out(static_cast<size_t>(c.blocks) * c.threads + 4, 0.f);
+    emulated_cuda::launch<race_kernel>(c.blocks, c.threads)(c.race, fixed, fixed ? c.fixed_index : c.index,
+                                                            out.data());
+    const cudaError_t err = cudaGetLastError();
+    TORCH_CHECK(err == cudaSuccess, cudaGetErrorString(err));
+    return;
+  }
+  TORCH_CHECK(false, "_emulator_race: unknown case ", name);
+}
+
+bool race_checking() { return emulated_cuda::race::instrumented(); }
+
 }  // namespace
 }  // namespace emulator_selftest
 }  // namespace mmmsvmamba
@@ -217,4 +321,6 @@ TORCH_LIBRARY_FRAGMENT(mmmsvmamba_emulated, m) {
   m.def("_emulator_block_sum(int block, int blocks) -> Tensor", &mmmsvmamba::emulator_selftest::block_sum);
   m.def("_emulator_layout(int bx, int by, int bz) -> Tensor", &mmmsvmamba::emulator_selftest::layout);
   m.def("_emulator_fault(str case) -> ()", &mmmsvmamba::emulator_selftest::fault);
+  m.def("_emulator_race(str case, bool fixed) -> ()", &mmmsvmamba::emulator_selftest::race);
+  m.def("_emulator_race_checking() -> bool", &mmmsvmamba::emulator_selftest::race_checking);
 }
