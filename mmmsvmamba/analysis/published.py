@@ -34,6 +34,18 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class Speed:
+    """The official code's throughput of one model in one mode (``'infer'``, ``'train'``) under a protocol."""
+    img_s: float
+    peak_MB: float
+    device: str
+    bs: int
+    input: Tuple[int, int]
+    precision: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Published:
     """What was published about one model of the metafile (or one peer).
 
@@ -48,6 +60,7 @@ class Published:
         flops_input: the ``(H, W)`` input the published FLOPs are for, or None.
         metrics: ``'top1'``, ``'box_ap'``, ``'box_ap50'``, ``'box_ap75'``, ``'mask_ap'``, ``'mask_ap50'``,
             ``'mask_ap75'``, ``'miou'``, ``'miou_ms'`` -> :class:`Figure`, those that were published.
+        speed: ``'infer'`` / ``'train'`` -> :class:`Speed` of the official code, where it was measured.
     """
     name: str
     scope: str
@@ -58,6 +71,7 @@ class Published:
     gflops: Optional[Figure] = None
     flops_input: Optional[Tuple[int, int]] = None
     metrics: Dict[str, Figure] = field(default_factory=dict)
+    speed: Dict[str, Speed] = field(default_factory=dict)
 
 
 def _arch(backbone: Optional[str]) -> Optional[str]:
@@ -74,11 +88,15 @@ def _entry(model: dict) -> Published:
         for name, value in result['Metrics'].items():
             metrics[METRICS[name]] = Figure(float(value), result['Source'])
     flops = meta.get('FLOPs')
+    speed = meta.get('Official Speed', {})
+    speeds = {mode: Speed(float(speed[mode]['img/s']), float(speed[mode]['peak MB']), speed['Device'],
+                          speed['Protocol']['Batch Size'], tuple(speed['Protocol']['Input']),
+                          speed['Protocol']['Precision'], speed['Source']) for mode in ('infer', 'train') if mode in speed}
     return Published(
         name=model['Name'], scope=SCOPES[meta['Training Data']], arch=_arch(meta.get('Backbone')),
         config=model.get('Config'), params=meta.get('Parameters'), params_published=meta.get('Published Parameters'),
         gflops=None if flops is None else Figure(flops / 1e9, meta['FLOPs Source']),
-        flops_input=None if flops is None else tuple(meta['FLOPs Input']), metrics=metrics)
+        flops_input=None if flops is None else tuple(meta['FLOPs Input']), metrics=metrics, speed=speeds)
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,3 +135,8 @@ def published_gflops(scope: str, arch: str) -> Optional[Tuple[float, Tuple[int, 
         if entry.scope == scope and entry.arch == arch and entry.gflops is not None:
             return entry.gflops.value, entry.flops_input, entry.gflops.source
     return None
+
+
+def official_speeds() -> Dict[Tuple[str, str], Speed]:
+    """(MSVMamba arch, mode) -> the official code's :class:`Speed` (the anchors of ``tools/benchmark.py``)."""
+    return {(entry.arch, mode): speed for entry in _read().values() for mode, speed in entry.speed.items()}
