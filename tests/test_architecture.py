@@ -159,3 +159,4 @@ def test_the_checkpoint_rule_catches_a_copy_of_the_old_export_code(tmp_path):
     clean.write_text('from mmmsvmamba.models.checkpoint import load_weights\n\n\ndef load(model, path):\n'
                      '    return load_weights(model, path)\n')
     assert _checkpoint_handling(str(clean)) == []
+

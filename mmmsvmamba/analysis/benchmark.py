@@ -1,6 +1,6 @@
 """Throughput and peak memory of MSVMamba models next to their peers, with the protocol of the official H100 figures.
 
-Protocol (the official code's speeds on one H100, ``Official Speed`` in configs/metafile.yml): ImageNet classifiers at batch 128, 224x224, AMP fp16;
+Protocol (the official code's speeds on one H100, ``Official Speed`` in analysis/metafile.yml): ImageNet classifiers at batch 128, 224x224, AMP fp16;
 ``infer`` is a no-grad forward, ``train`` is forward + cross-entropy + backward + AdamW step (with a GradScaler
 under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed runs of ``iters`` steps, each bracketed
 by device synchronisation; images/s is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated``
@@ -449,7 +449,7 @@ def peer_ratios(results: Sequence[dict], models: Sequence[str], peers: Sequence[
 
 def add_h100_anchors(results: Sequence[dict], device: str) -> None:
     """Give each row measured under the anchors' protocol (an H100, AMP fp16, batch 128, 224x224; the official
-    speeds of ``configs/metafile.yml``) an ``official_h100`` entry: the official figures and our ratios to them."""
+    speeds of ``metafile.yml``) an ``official_h100`` entry: the official figures and our ratios to them."""
     anchors = official_speeds()
     for row in results:
         anchor = anchors.get((row['model'], row['step']))
