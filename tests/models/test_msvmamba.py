@@ -1,4 +1,4 @@
-"""MSVMamba backbone: the official numbers (params, keys, fixture outputs), the spec for every version/gate
+"""MSVMamba backbone: the official numbers (params, keys, fixture outputs), the spec reference (tests/models/spec_reference.py) for every version/gate
 combination, and the mmdet/mmseg conventions (out_indices, frozen_stages, norm_eval, with_cp, errors)."""
 from collections import OrderedDict
 
