@@ -1,11 +1,12 @@
 """Throughput and peak memory of MSVMamba models next to their peers, with the protocol of the official H100 figures.
 
-Protocol (the official code's speeds on one H100, ``Official Speed`` in analysis/metafile.yml): ImageNet classifiers at batch 128, 224x224, AMP fp16;
-``infer`` is a no-grad forward, ``train`` is forward + cross-entropy + backward + AdamW step (with a GradScaler
-under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed runs of ``iters`` steps, each bracketed
-by device synchronisation; images/s is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated``
-over warm-up and runs. TF32 and cudnn.benchmark are set from the protocol and reported, with the device, the
-versions and the selective-scan backend (:func:`environment`).
+Protocol (the official code's speeds on one H100, ``Official Speed`` in analysis/metafile.yml): ImageNet
+classifiers at batch 128, 224x224, AMP fp16; ``infer`` is a no-grad forward, ``train`` is forward + cross-entropy +
+backward + AdamW step (with a GradScaler under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed
+runs of ``iters`` steps, each bracketed by device synchronisation (:func:`mmmsvmamba.timing.time_runs`); images/s
+is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated`` over warm-up and runs. TF32 and
+cudnn.benchmark are set from the protocol and reported, with the device, the versions and the selective-scan backend
+(:func:`environment`).
 
 CPU protocol (:func:`make_protocol` without CUDA) is smaller: fp32, batch 8 (1 for ``scaling``), 1 warm-up step,
 3 runs of 1 step. Each measurement runs in a fresh process (``isolate``), and its peak memory is the process's peak

@@ -90,9 +90,10 @@ def _entry(model: dict) -> Published:
             metrics[METRICS[name]] = Figure(float(value), result['Source'])
     flops = meta.get('FLOPs')
     speed = meta.get('Official Speed', {})
+    protocol = speed.get('Protocol', {})
     speeds = {mode: Speed(float(speed[mode]['img/s']), float(speed[mode]['peak MB']), speed['Device'],
-                          speed['Protocol']['Batch Size'], tuple(speed['Protocol']['Input']),
-                          speed['Protocol']['Precision'], speed['Source']) for mode in ('infer', 'train') if mode in speed}
+                          protocol['Batch Size'], tuple(protocol['Input']), protocol['Precision'], speed['Source'])
+              for mode in ('infer', 'train') if mode in speed}
     return Published(
         name=model['Name'], scope=SCOPES[meta['Training Data']], arch=_arch(meta.get('Backbone')),
         config=model.get('Config'), params=meta.get('Parameters'), params_published=meta.get('Published Parameters'),

@@ -9,8 +9,8 @@ One scan direction runs at full resolution, the other three at half resolution::
     out = out_proj(SE(out_norm(Y)) [* z])
 
 Each of the two routes ("full" and "half") owns one slice of x_proj_weight, dt_projs_weight, dt_projs_bias,
-A_logs and Ds. Which slice is which differs between the families (docs/architecture.md, "Two families"): v3 stores the full-res
-route at index 0, v1 at index 1.
+A_logs and Ds. Which slice is which differs between the families (docs/architecture.md, "Two families"): v3
+stores the full-res route at index 0, v1 at index 1.
 """
 import math
 
@@ -38,7 +38,8 @@ class MS2D(nn.Module):
     def __init__(self, channels: int, version: str, ssm_ratio: float, gate: bool):
         super().__init__()
         inner = int(ssm_ratio * channels)
-        dt_rank = math.ceil(channels / 16)  # of the block width, not of Di (as the official code; it matters for v1, Di = 2C)
+        # of the block width, not of Di (as the official code; it matters for v1, where Di = 2C)
+        dt_rank = math.ceil(channels / 16)
         self.version, self.gate, self.inner, self.dt_rank = version, gate, inner, dt_rank
         self.channels_last = version == 'v1'
         self.full_res_route = 1 if version == 'v1' else 0

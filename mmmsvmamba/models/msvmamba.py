@@ -27,8 +27,8 @@ VERSIONS = ('v1', 'v3')
 class VSSBlock(nn.Module):
     """One MSVMamba block: ``x + DropPath(MS2D(norm(x)))``, then the ConvFFN residual.
 
-    The ConvFFN residual differs by family (docs/architecture.md, "Two families"): v3 is ``x + DropPath(norm2(ConvFFN(x)))`` on
-    (B, C, H, W); v1 is ``x + DropPath(ConvFFN(norm2(x)))`` on (B, H, W, C).
+    The ConvFFN residual differs by family (docs/architecture.md, "Two families"): v3 is
+    ``x + DropPath(norm2(ConvFFN(x)))`` on (B, C, H, W); v1 is ``x + DropPath(ConvFFN(norm2(x)))`` on (B, H, W, C).
     """
 
     def __init__(self, channels: int, version: str, ssm_ratio: float, ffn_ratio: float, gate: bool,

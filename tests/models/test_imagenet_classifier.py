@@ -72,7 +72,8 @@ def test_one_checkpoint_loads_into_all_three(fixture_data, official_file, tmp_pa
         torch.testing.assert_close(again(fixture_data['input']), fixture_data['logits'], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize('config, arch', [('configs/msvmamba_n_in1k.py', 'nano'), ('configs/msvmamba_t_in1k.py', 'tiny')])
+@pytest.mark.parametrize('config, arch', [('configs/msvmamba_n_in1k.py', 'nano'),
+                                          ('configs/msvmamba_t_in1k.py', 'tiny')])
 def test_same_keys_and_shapes_as_the_in1k_configs_classifier(config, arch):
     pytest.importorskip('mmpretrain')
     from mmmsvmamba.engine.config import build_model, load_config
