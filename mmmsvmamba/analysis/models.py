@@ -6,7 +6,6 @@ Everything here needs torch only; mmpretrain, torchvision and the config librari
 import importlib.util
 from typing import Optional, Tuple
 
-import torch
 import torch.nn as nn
 
 from ..models import ImageNetClassifier, MSVMamba
