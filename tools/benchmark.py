@@ -66,7 +66,10 @@ def measure(args) -> dict:
                                                       args.peer_source, _progress, args.runtimes))
             if args.official_scratch:
                 from mmmsvmamba.analysis import official
-                output['results'] += official.measure(args.official_scratch, args.modes, protocol, _progress)
+                try:
+                    output['results'] += official.measure(args.official_scratch, args.modes, protocol, _progress)
+                except Exception as err:  # kept with what was measured; the command then fails (main)
+                    output['official_error'] = f'{type(err).__name__}: {err}'
                 output['official_ratios'] = bench.peer_ratios(output['results'], models, [official.OFFICIAL_NAME])
         elif args.command == 'scaling':
             models = [canonical_name(m) for m in args.models] + _peers(args)
@@ -204,6 +207,9 @@ def main(argv=None):
         with open(args.out, 'w') as f:
             f.write(text + '\n')
     print(text if args.json else format_tables(output))
+    if 'official_error' in output:
+        print(f"benchmark.py: the official code was not measured: {output['official_error']}", file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

@@ -69,7 +69,8 @@ def main(argv=None):
         if args.result:
             args.result.write_text(json.dumps(result, indent=1) + '\n')
         return 0
-    return report.gpu_report(str(out), args.skip_build, args.official, args.fixture, args.budget, args.only)
+    with usage_errors(ValueError):  # a missing fixture or clone, found by the preparation
+        return report.gpu_report(str(out), args.skip_build, args.official, args.fixture, args.budget, args.only)
 
 
 if __name__ == '__main__':

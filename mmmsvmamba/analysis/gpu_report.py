@@ -28,7 +28,6 @@ import json
 import os
 import re
 import runpy
-import selectors
 import shlex
 import signal
 import subprocess
@@ -47,6 +46,7 @@ SANITIZER_CASES = ('tests/ops/test_compiled.py::test_sequence_matches_reference[
                    'tests/ops/test_compiled.py::test_half_res_matches_reference[True-size1-cuda-dtype3]',
                    'tests/ops/test_compiled.py::test_sequence_groups[2-cuda]')
 SANITIZER_TOOLS = ('memcheck', 'racecheck', 'synccheck')
+OUR_KERNELS = ('kns=scan_', 'kns=chunk_carry')  # csrc/selective_scan/cuda: scan_{fwd,bwd,bwd_summary}_kernel
 CHECKS = ('fixture', 'cuda-vs-cpu', 'amp', 'copy-bandwidth', 'build-official')
 PEERS = ('convnext-t', 'swin-t', 'resnet50')
 CLASSIFY_PROTOCOL = ('--device', 'cuda', '--amp', 'fp16', '--bs', '128', '--res', '224')
@@ -60,6 +60,7 @@ class Step:
     minimum: int  # seconds it needs to be worth starting
     env: dict = field(default_factory=dict)
     result: Optional[str] = None  # a JSON file the step writes (relative to OUT), merged into the report
+    background: bool = False  # started with the report (it needs no GPU); its turn in the order collects it
 
 
 def _python() -> List[str]:
@@ -80,7 +81,7 @@ def steps(out: Path, capability=(9, 0), official: Optional[str] = None, fixture:
                         TORCH_CUDA_ARCH_LIST='{}.{}'.format(*capability)))]
     if official:
         result.append(Step('build official', _report_check('build-official', out, '--official', official), 300, 60,
-                           dict(MAX_JOBS=str(os.cpu_count() or 1)), 'build-official.json'))
+                           dict(MAX_JOBS=str(os.cpu_count() or 1)), 'build-official.json', background=True))
     result += [
         Step('ops.check --require-cuda', [*python, '-m', 'mmmsvmamba.ops.check', '--require-cuda'], 60, 10),
         Step('pytest tests/ops (CUDA)', [*python, '-m', 'pytest', 'tests/ops', '-q', '-rfE', '-p',
@@ -90,10 +91,12 @@ def steps(out: Path, capability=(9, 0), official: Optional[str] = None, fixture:
         Step('MSVMamba-T CUDA vs CPU kernels', _report_check('cuda-vs-cpu', out), 120, 20, result='cuda-vs-cpu.json'),
         Step('AMP fp16 / bf16 training', _report_check('amp', out), 120, 20, result='amp.json')]
     for tool in SANITIZER_TOOLS:
-        # memcheck watches every kernel; the shared-memory and barrier checks only ours (the scan kernels)
-        only_ours = [] if tool == 'memcheck' else ['--kernel-name', 'kns=scan']
+        # memcheck watches every kernel; the shared-memory and barrier checks only ours. API errors are not
+        # reported: PyTorch's probing calls that fail by design would count as errors (our launches are checked)
+        only_ours = [] if tool == 'memcheck' else [arg for name in OUR_KERNELS for arg in ('--kernel-name', name)]
         result.append(Step(f'compute-sanitizer {tool}', [
-            'compute-sanitizer', '--tool', tool, *only_ours, '--error-exitcode', '1', *python, '-m', 'pytest',
+            'compute-sanitizer', '--tool', tool, *only_ours, '--report-api-errors', 'no', '--error-exitcode', '1',
+            *python, '-m', 'pytest',
             *SANITIZER_CASES, '-q', '-p', 'no:cacheprovider'], 120, 30,
             dict(PYTORCH_NO_CUDA_MEMORY_CACHING='1')))  # the caching allocator would hide out-of-bounds accesses
     result.append(Step('copy bandwidth', _report_check('copy-bandwidth', out), 30, 5, result='copy-bandwidth.json'))
@@ -162,25 +165,35 @@ def prepare(out: Path, official: Optional[str] = None, fixture: Path = FIXTURE) 
 # ------------------------------------------------------------------------------------------------------------------
 # Running the steps
 
-def _run(step: Step, timeout: float) -> tuple:
-    """(return code or None on timeout, output): the step in its own process group, its output echoed live."""
-    proc = subprocess.Popen(step.command, cwd=ROOT, env=dict(os.environ, **step.env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines, deadline = [], time.monotonic() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    while time.monotonic() < deadline:
-        if selector.select(timeout=1.0):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            print(f'    {line}', end='', flush=True)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)  # the step and its children (compute-sanitizer's target, nvcc)
-        proc.wait()
-        return None, ''.join(lines)
-    return proc.wait(), ''.join(lines)
+def _start(step: Step, log: Path) -> subprocess.Popen:
+    """The step in its own process group (so that a timeout kills its children too), its output going to ``log``."""
+    env = dict(os.environ, **step.env)
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])  # the tools
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'w') as output:
+        return subprocess.Popen(step.command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+
+def _wait(proc: subprocess.Popen, log: Path, deadline: float) -> tuple:
+    """(return code, or None when killed at ``deadline``; the output), echoing the output as it comes."""
+    shown = 0
+    while True:
+        code = proc.poll()
+        text = log.read_text(errors='replace')
+        print(''.join(f'    {line}\n' for line in text[shown:].splitlines()), end='', flush=True)
+        shown = len(text)
+        if code is not None:
+            return code, text
+        if time.monotonic() >= deadline:
+            os.killpg(proc.pid, signal.SIGKILL)  # the step and its children (compute-sanitizer's target, nvcc)
+            proc.wait()
+            return None, log.read_text(errors='replace')
+        time.sleep(0.5)
+
+
+def _run(step: Step, timeout: float, log: Path) -> tuple:
+    return _wait(_start(step, log), log, time.monotonic() + timeout)
 
 
 def sanitizer_summary(output: str) -> Optional[str]:
@@ -221,18 +234,33 @@ def gpu_report(out: str, skip_build: bool = False, official: Optional[str] = Non
                   official=official, budget_s=budget, steps=[], results={})
     for line in prepare(folder, official, fixture):
         print(f'[gpu_report] prepared: {line}', flush=True)
-    for step in steps(folder, torch.cuda.get_device_capability(), official, fixture):
-        if (skip_build and step.name == 'build') or (only and step.name not in only):
-            continue
-        left = budget - (time.monotonic() - start)
+    chosen = [step for step in steps(folder, torch.cuda.get_device_capability(), official, fixture)
+              if not (skip_build and step.name == 'build') and not (only and step.name not in only)]
+    run_steps(chosen, folder, report, start + budget)
+    print(f'[gpu_report] wrote {folder / "gpu_report.json"} and {folder / "gpu_report.md"} '
+          f'in {time.monotonic() - start:.0f} s', flush=True)
+    return 0 if all(s['status'] == 'ok' for s in report['steps']) else 1
+
+
+def run_steps(chosen: List[Step], folder: Path, report: dict, deadline: float):
+    """Run ``chosen`` in order until the monotonic ``deadline``, appending an entry per step to
+    ``report['steps']`` (and the JSON a step wrote to ``report['results']``) and rewriting the report files after
+    each; a step whose minimum no longer fits is skipped, one still running at its timeout or the deadline is
+    killed. Each step's output is kept in ``folder/logs``."""
+    logs = {step.name: folder / 'logs' / f'{i:02d}.log' for i, step in enumerate(chosen, 1)}
+    # the official kernel compiles while our op builds: both are CPU work, and the budget is wall time
+    started = {step.name: (_start(step, logs[step.name]), time.monotonic()) for step in chosen if step.background}
+    for step in chosen:
+        left = deadline - time.monotonic()
         entry = dict(name=step.name, command=shlex.join(step.command), seconds=0.0, output='')
-        if left < step.minimum:
+        if left < step.minimum and step.name not in started:
             entry['status'] = f'skipped ({left:.0f} s of the budget left, needs {step.minimum} s)'
         else:
-            print(f'[gpu_report] {step.name} (timeout {min(step.timeout, left):.0f} s): {entry["command"]}',
-                  flush=True)
+            print(f'[gpu_report] {step.name} (timeout {min(step.timeout, left):.0f} s'
+                  f'{", started with the report" if step.background else ""}): {entry["command"]}', flush=True)
             began = time.monotonic()
-            code, output = _run(step, min(step.timeout, left))
+            proc, since = started.get(step.name) or (_start(step, logs[step.name]), began)
+            code, output = _wait(proc, logs[step.name], min(since + step.timeout, deadline))
             entry.update(seconds=round(time.monotonic() - began, 1), status=_status(step, code, output),
                          output=output if step.name.startswith('scan benchmark') else output[-6000:])
             if step.result and (folder / step.result).is_file():
@@ -240,9 +268,6 @@ def gpu_report(out: str, skip_build: bool = False, official: Optional[str] = Non
         print(f'[gpu_report] {step.name}: {entry["status"]} in {entry["seconds"]:.0f} s', flush=True)
         report['steps'].append(entry)
         _write(report, folder)
-    print(f'[gpu_report] wrote {folder / "gpu_report.json"} and {folder / "gpu_report.md"} '
-          f'in {time.monotonic() - start:.0f} s', flush=True)
-    return 0 if all(s['status'] == 'ok' for s in report['steps']) else 1
 
 
 # ------------------------------------------------------------------------------------------------------------------

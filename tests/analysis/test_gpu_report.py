@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,35 @@ def test_preparation_runs_without_openmmlab(tmp_path):
     assert 'collected' in result.stdout and result.stdout.strip().endswith('every further step needs a CUDA device')
 
 
-def test_runner_kills_an_overrunning_step_and_keeps_its_output():
+def test_runner_kills_an_overrunning_step_and_keeps_its_output(tmp_path):
     step = report.Step('slow', [sys.executable, '-u', '-c', 'import time; print("started"); time.sleep(60)'], 60, 1)
-    code, output = report._run(step, timeout=3)
+    code, output = report._run(step, 3, tmp_path / 'slow.log')
     assert code is None and output == 'started\n'
     assert report._status(step, code, output).startswith('TIMEOUT')
+
+
+def test_steps_within_the_budget_keep_what_they_did(tmp_path):
+    """A passing step's figures, a failing step, a background step, one killed at the deadline and one skipped:
+    the report files say each, as they stood after every step."""
+    def python(code):
+        return [sys.executable, '-u', '-c', code]
+    chosen = [
+        report.Step('background', python('import time; time.sleep(1); print("built")'), 30, 1, background=True),
+        report.Step('figures', python(f'open({str(tmp_path / "f.json")!r}, "w").write(\'{{"x": 2}}\')'), 30, 1,
+                    result='f.json'),
+        report.Step('failing', python('import sys; print("boom"); sys.exit(3)'), 30, 1),
+        report.Step('overrun', python('import time; print("half"); time.sleep(60)'), 30, 1),
+        report.Step('no time left', python('print("never")'), 30, 1)]
+    result = dict(device='cpu', torch='', cuda='', steps=[], results={})
+    report.run_steps(chosen, tmp_path, result, time.monotonic() + 8)
+    status = {step['name']: step['status'] for step in result['steps']}
+    assert status['background'] == 'ok' and status['figures'] == 'ok' and status['failing'] == 'FAILED (exit 3)'
+    assert status['overrun'].startswith('TIMEOUT') and status['no time left'].startswith('skipped')
+    written = json.loads((tmp_path / 'gpu_report.json').read_text())
+    assert written['results'] == {'figures': {'x': 2}}
+    assert [step['status'] for step in written['steps']] == list(status.values())
+    assert 'built' in written['steps'][0]['output'] and 'half' in written['steps'][3]['output']
+    assert '| failing | FAILED (exit 3) |' in (tmp_path / 'gpu_report.md').read_text()
 
 
 @pytest.mark.parametrize('output, failed', [
@@ -107,8 +132,8 @@ def test_fixture_check_passes_the_official_outputs_and_catches_a_wrong_one(tmp_p
 
 
 def test_reverse_scan_patch_for_cuda13():
-    source = ('#pragma once\nnamespace x {\n/** doc */\ntemplate <typename T>\nstruct W {\n  W() : lane(cub::LaneId()) {}'
-              '\n  void f() { cub::CTA_SYNC(); }\n};\n}\n')
+    source = ('#pragma once\nnamespace x {\n/** doc */\ntemplate <typename T>\nstruct W {\n'
+              '  W() : lane(cub::LaneId()) {}\n  void f() { cub::CTA_SYNC(); }\n};\n}\n')
     patched = patch_reverse_scan(source)
     assert 'cub::' not in patched and '__syncthreads();' in patched and '%%laneid' in patched
     assert patched.index('mmmsvmamba_lane_id() {') < patched.index('template <typename T>')
@@ -137,7 +162,8 @@ def test_official_smoke(tmp_path):
 
 def test_markdown_tables():
     scan = ('noise\n# selective scan, float32\n| shape | stage | op | input | pass | time (ms) | GB/s | ns |\n'
-            '| --- | --- | --- | --- | --- | --- | --- | --- |\n| cls b128 | 1 | fn | (1) | fwd | 1.00 | 2000.0 | 0.1 |\n')
+            '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+            '| cls b128 | 1 | fn | (1) | fwd | 1.00 | 2000.0 | 0.1 |\n')
     rows = [dict(model='tiny', mode='infer_amp_fp16', bs=128, img_s=6000.0, peak_MB=1000.0, source='torch'),
             dict(model='official v3 Tiny', mode='infer_amp_fp16', bs=128, img_s=2000.0, peak_MB=2000.0,
                  source='official')]
