@@ -10,6 +10,10 @@ Extensions, loaded by mmmsvmamba/ops/compiled.py:
   ``MMMSVMAMBA_WITH_EMULATED=1`` (the development environment sets it); ``MMMSVMAMBA_EMULATED_SANITIZE=undefined``
   builds it with UBSan (``make test-ubsan``).
 
+``MMMSVMAMBA_WITH_OPS=0`` builds no extension at all: the package then scans on its PyTorch path (with a warning
+where a kernel was wanted). For tests of the installed Python layout and package data, which need no compiler
+(tests/integration/test_installed_package.py).
+
 Environment: ``TORCH_CUDA_ARCH_LIST`` (default '8.0;8.6;8.9;9.0;12.0'), ``MAX_JOBS`` (parallel compile jobs).
 Install for development with ``pip install --no-build-isolation --no-deps -e .`` (tools/setup_env.sh does).
 """
@@ -71,6 +75,8 @@ def _emulated_extension(CppExtension, cxx_flags):
 
 
 def _extensions():
+    if os.environ.get('MMMSVMAMBA_WITH_OPS', '').strip() == '0':
+        return []
     # torch.utils.cpp_extension reads CUDA_HOME when imported and otherwise guesses /usr/local.
     if not (os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')) and os.path.exists(
             os.path.join(DEFAULT_CUDA_HOME, 'bin', 'nvcc')):
@@ -115,6 +121,8 @@ setup(
     version='0.1.0',
     description='MSVMamba (multi-scale VMamba) backbone for OpenMMLab, with compiled selective-scan ops',
     packages=find_packages(include=['mmmsvmamba', 'mmmsvmamba.*']),
+    # the published figures (mmmsvmamba.analysis.published) must read the same from an installed package
+    package_data={'mmmsvmamba.analysis': ['metafile.yml', 'published_peers.yml']},
     python_requires='>=3.10',
     install_requires=_requirements('runtime.txt'),
     extras_require={'tests': _requirements('tests.txt')},

@@ -24,7 +24,7 @@ def print_backbone_latency(args):
     print(f'# backbone latency, {args.device}, {torch.get_num_threads()} threads, {args.timer} clock, '
           f'torch {torch.__version__}')
     # thread CPU time ignores the time the thread spends preempted, which dominates wall time on a shared machine
-    clock = time.thread_time if args.timer == 'thread' else time.perf_counter
+    clock = time.thread_time if args.timer == 'thread' else None
     times = scan_bench.backbone_latency(args.device, args.repeat, clock)
     ratios = scan_bench.latency_ratio(times)
     print(f'| backbone (1x3x224x224, eval) | median (ms) | min (ms) | median / {scan_bench.LATENCY_REFERENCE[:10]} |')

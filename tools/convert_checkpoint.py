@@ -11,7 +11,7 @@
 The result holds ``{'meta', 'state_dict'}`` with tensors and plain data only, for a plain
 ``torch.load(weights_only=True)``: mmpretrain's ``ImageClassificationInferencer``, another codebase. With
 ``--config`` every tensor is checked against the model the config builds (names and shapes), and any missing,
-unexpected or mis-shaped key stops the conversion with the list. See mmmsvmamba/models/checkpoint.py.
+unexpected or mis-shaped key stops the conversion with the list. See mmmsvmamba/models/checkpoint/.
 """
 import argparse
 import sys

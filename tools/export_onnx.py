@@ -72,7 +72,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmmsvmamba.deploy import DeployError, build_model, export_onnx
-    with usage_errors(DeployError, FileNotFoundError):
+    from mmmsvmamba.models import CheckpointError
+    with usage_errors(DeployError, CheckpointError, FileNotFoundError):
         model = build_model(arch=args.arch, config=args.config, checkpoint=args.checkpoint,
                             backbone_only=args.backbone_only, num_classes=args.num_classes,
                             cfg_options=dict(args.cfg_options) or None)

@@ -1,11 +1,12 @@
 """Throughput and peak memory of MSVMamba models next to their peers, with the protocol of the official H100 figures.
 
-Protocol (shared/anchors: the official code on one H100): ImageNet classifiers at batch 128, 224x224, AMP fp16;
-``infer`` is a no-grad forward, ``train`` is forward + cross-entropy + backward + AdamW step (with a GradScaler
-under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed runs of ``iters`` steps, each bracketed
-by device synchronisation; images/s is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated``
-over warm-up and runs. TF32 and cudnn.benchmark are set from the protocol and reported, with the device, the
-versions and the selective-scan backend (:func:`environment`).
+Protocol (the official code's speeds on one H100, ``Official Speed`` in analysis/metafile.yml): ImageNet
+classifiers at batch 128, 224x224, AMP fp16; ``infer`` is a no-grad forward, ``train`` is forward + cross-entropy +
+backward + AdamW step (with a GradScaler under fp16). Each measurement runs ``warmup`` steps, then ``runs`` timed
+runs of ``iters`` steps, each bracketed by device synchronisation (:func:`mmmsvmamba.timing.time_runs`); images/s
+is the median over the runs. Peak memory is ``torch.cuda.max_memory_allocated`` over warm-up and runs. TF32 and
+cudnn.benchmark are set from the protocol and reported, with the device, the versions and the selective-scan backend
+(:func:`environment`).
 
 CPU protocol (:func:`make_protocol` without CUDA) is smaller: fp32, batch 8 (1 for ``scaling``), 1 warm-up step,
 3 runs of 1 step. Each measurement runs in a fresh process (``isolate``), and its peak memory is the process's peak
@@ -33,7 +34,6 @@ import resource
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -44,14 +44,10 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..ops.backend import resolve_backend
+from ..timing import time_runs
 from .models import PEERS, TASK_SHAPES, build_named_model
+from .published import official_speeds
 
-# The official code on one H100, batch 128, 224x224, AMP fp16 (shared/anchors/official_msvmamba_h100.json). Only the
-# tiny rows are the released configuration; the file's "small"/"base" rows are other networks and are left out.
-H100_ANCHORS = {
-    ('tiny', 'infer'): dict(img_s=2276.05, peak_MB=1962.5),
-    ('tiny', 'train'): dict(img_s=777.30, peak_MB=13742.0),
-}
 MODES = ('infer', 'train')
 RUNTIMES = ('pytorch', 'onnxruntime')
 AMP = ('fp16', 'bf16', 'none')
@@ -158,11 +154,6 @@ def backend_settings(protocol: Protocol):
         torch.backends.cudnn.benchmark = saved[3]
 
 
-def _sync(device: torch.device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def _autocast(protocol: Protocol, device: torch.device):
     if protocol.amp == 'none':
         return torch.autocast(device.type, enabled=False)
@@ -194,23 +185,6 @@ def peak_rss_bytes() -> int:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == 'darwin' else peak * 1024  # kilobytes on Linux, bytes on macOS
-
-
-def time_steps(step: Callable[[], None], protocol: Protocol, device: torch.device):
-    """(wall seconds, process CPU seconds) of each timed run of ``protocol.iters`` steps, after the warm-up."""
-    for _ in range(protocol.warmup):
-        step()
-    _sync(device)
-    wall, cpu = [], []
-    for _ in range(protocol.runs):
-        _sync(device)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for _ in range(protocol.iters):
-            step()
-        _sync(device)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return wall, cpu
 
 
 def _classifier_step(model: nn.Module, mode: str, protocol: Protocol, device: torch.device, height: int,
@@ -315,19 +289,19 @@ def _measure(case: Case, protocol: Protocol) -> dict:
         source = cfg.default_scope
         with config_scope(source):
             model, step = _config_step(cfg, case.mode, protocol, device, height, width)
-            seconds, cpu_seconds = time_steps(step, protocol, device)
+            seconds, cpu_seconds = time_runs(step, protocol.runs, protocol.iters, protocol.warmup, device)
     elif case.runtime == 'onnxruntime':
         from ..deploy.onnxruntime import ort_infer_step
         model, source = None, 'onnxruntime'
         step = ort_infer_step(case.onnx_path, torch.randn(protocol.bs, 3, height, width), protocol.threads)
-        seconds, cpu_seconds = time_steps(step, protocol, device)
+        seconds, cpu_seconds = time_runs(step, protocol.runs, protocol.iters, protocol.warmup, device)
     else:
         model, source = case.builder() if case.builder else build_named_model(case.model, case.peer_source)
         model.to(device)
         if protocol.compile:
             model = torch.compile(model)
         step = _classifier_step(model, case.mode, protocol, device, height, width)
-        seconds, cpu_seconds = time_steps(step, protocol, device)
+        seconds, cpu_seconds = time_runs(step, protocol.runs, protocol.iters, protocol.warmup, device)
 
     if device.type == 'cuda':
         peak = torch.cuda.max_memory_allocated(device)
@@ -484,13 +458,16 @@ def peer_ratios(results: Sequence[dict], models: Sequence[str], peers: Sequence[
 
 
 def add_h100_anchors(results: Sequence[dict], device: str) -> None:
-    """Give each row measured under the anchors' protocol (an H100, AMP fp16, batch 128, 224x224) an
-    ``official_h100`` entry: the official figures and our ratios to them."""
+    """Give each row measured under the anchors' protocol (an H100, AMP fp16, batch 128, 224x224; the official
+    speeds of ``metafile.yml``) an ``official_h100`` entry: the official figures and our ratios to them."""
+    anchors = official_speeds()
     for row in results:
-        anchor = H100_ANCHORS.get((row['model'], row['step']))
-        if anchor and 'H100' in device and row['precision'] == 'amp_fp16' and row['bs'] == 128 and row['res'] == 224:
-            row['official_h100'] = dict(anchor, img_s_ratio=row['img_s'] / anchor['img_s'],
-                                        peak_MB_ratio=_ratio(row['peak_MB'], anchor['peak_MB']))
+        anchor = anchors.get((row['model'], row['step']))
+        if (anchor and 'H100' in device and row['precision'] == 'amp_' + anchor.precision.split()[-1]
+                and row['bs'] == anchor.bs and (row['res'], row['res']) == anchor.input):
+            row['official_h100'] = dict(img_s=anchor.img_s, peak_MB=anchor.peak_MB,
+                                        img_s_ratio=row['img_s'] / anchor.img_s,
+                                        peak_MB_ratio=_ratio(row['peak_MB'], anchor.peak_MB))
 
 
 def parse_size(text: str) -> Tuple[int, int]:

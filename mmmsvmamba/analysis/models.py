@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from ..models import MSVMamba
+from ..models import ImageNetClassifier, MSVMamba
 
 # Input (H, W) per task: FLOPs and inference at the official FLOP-count size, training at the largest training
 # input. Detection: the official (3, 1280, 800) tensor; training resizes to (1333, 800) keeping the ratio.
@@ -42,24 +42,6 @@ PEERS = {
 PEER_SOURCES = ('auto', 'mmpretrain', 'torchvision')
 
 
-class PlainClassifier(nn.Module):
-    """The model-zoo ImageNet classifier in plain PyTorch, for machines without mmpretrain.
-
-    Same layers, parameters and FLOPs as mmpretrain's ``ImageClassifier(backbone=MSVMamba(arch,
-    out_indices=(3,)), neck=GlobalAveragePooling, head=LinearClsHead)``; ``outnorm3`` is the official final norm.
-    (B, 3, H, W) -> (B, num_classes) logits.
-    """
-
-    def __init__(self, arch, num_classes: int = 1000):
-        super().__init__()
-        self.backbone = MSVMamba(arch, out_indices=(3, ))
-        self.neck = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(self.backbone.dims[3], num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.neck(self.backbone(x)[-1]).flatten(1))
-
-
 def canonical_arch(arch: str) -> str:
     """'t' -> 'tiny': the long name of an arch_zoo entry; a ValueError listing the valid names otherwise."""
     MSVMamba.parse_arch(arch)
@@ -89,7 +71,8 @@ def _mmpretrain_build(cfg: dict) -> nn.Module:
 
 
 def build_classifier(arch: str, num_classes: int = 1000, use_mmpretrain: Optional[bool] = None) -> nn.Module:
-    """The ImageNet classifier of ``arch``: mmpretrain's ImageClassifier when installed, else :class:`PlainClassifier`.
+    """The ImageNet classifier of ``arch``: mmpretrain's ImageClassifier when installed, else
+    :class:`mmmsvmamba.models.ImageNetClassifier` (the same layers and state-dict keys).
 
     Both take (B, 3, H, W) and return (B, num_classes) logits when called as ``model(images)``.
     """
@@ -97,7 +80,7 @@ def build_classifier(arch: str, num_classes: int = 1000, use_mmpretrain: Optiona
     if use_mmpretrain is None:
         use_mmpretrain = importlib.util.find_spec('mmpretrain') is not None
     if not use_mmpretrain:
-        return PlainClassifier(arch, num_classes)
+        return ImageNetClassifier(arch, num_classes)
     return _mmpretrain_build(dict(
         type='ImageClassifier',
         backbone=dict(type='MSVMamba', arch=arch, out_indices=(3, )),

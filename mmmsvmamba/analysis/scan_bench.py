@@ -25,6 +25,7 @@ import torch
 from ..models import MSVMamba
 from ..ops import ms2d_half_res_scan, selective_scan_fn, use_backend
 from ..ops.testing import make_scan_inputs
+from ..timing import time_runs
 from .models import build_peer_backbone
 
 DIMS = (96, 192, 384, 768)
@@ -64,26 +65,6 @@ def traffic_bytes(batch, dim, plane, out_elems, in_size, out_size, backward):
     return fwd + bwd
 
 
-def timed(fn, device: str, repeat: int) -> float:
-    """Median seconds of ``repeat`` runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        if device == 'cuda':
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
-
-
 def _bench_op(kind, batch, dim, spatial, device, dtype, backend, repeat):
     """(pass, seconds, GB/s, ns per scanned element) for 'fwd' and 'fwd+bwd' of one scan op."""
     # u and delta in the memory layout the model hands the kernels: channels-last on CPU (docs/architecture.md,
@@ -114,7 +95,7 @@ def _bench_op(kind, batch, dim, spatial, device, dtype, backend, repeat):
     in_size, out_size = inputs['u'].element_size(), 4
     scanned = batch * dim * plane * (3 if kind == 'half' else 1)
     for name, fn, backward in (('fwd', forward, False), ('fwd+bwd', forward_backward, True)):
-        seconds = timed(fn, device, repeat)
+        seconds = statistics.median(time_runs(fn, repeat, warmup=1, device=device)[0])
         gbytes = traffic_bytes(batch, dim, plane, out.numel(), in_size, out_size, backward) / 1e9
         yield name, seconds, gbytes / seconds, seconds / scanned * 1e9
 
@@ -152,8 +133,9 @@ def latency_models() -> Dict[str, Tuple[torch.nn.Module, str]]:
     return models
 
 
-def backbone_latency(device: str = 'cpu', repeat: int = 5, clock=time.perf_counter) -> Dict[str, List[float]]:
-    """name -> seconds of each of ``repeat`` rounds (after one warm-up round) of every :func:`latency_models`."""
+def backbone_latency(device: str = 'cpu', repeat: int = 5, cpu_clock=None) -> Dict[str, List[float]]:
+    """name -> seconds of each of ``repeat`` rounds (after one warm-up round) of every :func:`latency_models`:
+    wall seconds, or ``cpu_clock``'s (e.g. ``time.thread_time``) when given."""
     models = latency_models()
     x = torch.randn(1, 3, 224, 224, device=device)
     times = {name: [] for name in models}
@@ -162,14 +144,9 @@ def backbone_latency(device: str = 'cpu', repeat: int = 5, clock=time.perf_count
             for name, (model, backend) in models.items():
                 model.to(device)
                 with use_backend(backend or 'auto'):
-                    if device == 'cuda':
-                        torch.cuda.synchronize()
-                    start = clock()
-                    model(x)
-                    if device == 'cuda':
-                        torch.cuda.synchronize()
+                    wall, cpu = time_runs(lambda: model(x), 1, device=device, cpu_clock=cpu_clock or time.process_time)
                 if round_:
-                    times[name].append(clock() - start)
+                    times[name].append((cpu if cpu_clock else wall)[0])
     return times
 
 

@@ -8,9 +8,9 @@
 Needs ``onnx``, ``onnxscript`` and ``onnxruntime`` (``requirements/deploy.txt``); they are imported when first
 used, so ``import mmmsvmamba.deploy`` works without them. See docs/deploy.md.
 """
-from .export import DeployError, ImageNetClassifier, build_model, export_onnx
+from .export import DeployError, build_model, export_onnx
 
-__all__ = ['DeployError', 'ImageNetClassifier', 'build_model', 'export_onnx', 'build_session', 'run',
+__all__ = ['DeployError', 'build_model', 'export_onnx', 'build_session', 'run',
            'ort_infer_step']
 
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmmsvmamba.models import MSVMamba
+from mmmsvmamba.models import ImageNetClassifier, MSVMamba
 
-__all__ = ['DeployError', 'ImageNetClassifier', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE', 'MIN_SIZE']
+__all__ = ['DeployError', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE', 'MIN_SIZE']
 
 # The example batch the model is traced with. Batch 2, not 1 (torch.export specialises a dimension of size 1),
 # and sizes that are not multiples of 32, so that no rounding of the stages is taken for the general rule.
@@ -36,24 +36,6 @@ IMAGENET_PREPROCESS = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 5
 
 class DeployError(ValueError):
     """A request that cannot be exported as given (unknown arch, unsupported model type, missing file)."""
-
-
-class ImageNetClassifier(nn.Module):
-    """MSVMamba ImageNet classifier in plain PyTorch: (B, 3, H, W) -> (B, num_classes) logits.
-
-    Same layers and state-dict keys as mmpretrain's ``ImageClassifier(backbone=MSVMamba(arch, out_indices=(3,)),
-    neck=GlobalAveragePooling, head=LinearClsHead)`` (``backbone.*``, ``head.fc.*``), so the configs' checkpoints
-    and official classification checkpoints (through ``official_to_mmpretrain``) load into it.
-    """
-
-    def __init__(self, arch, num_classes: int = 1000):
-        super().__init__()
-        self.backbone = MSVMamba(arch, out_indices=(3, ))
-        self.head = nn.Module()
-        self.head.fc = nn.Linear(self.backbone.dims[3], num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head.fc(self.backbone(images)[-1].mean((2, 3)))
 
 
 class _Logits(nn.Module):
@@ -129,7 +111,7 @@ class _Features(nn.Module):
 
 
 def _arch_model(arch, checkpoint: Optional[str], backbone_only: bool, num_classes: int) -> nn.Module:
-    from mmmsvmamba.models.checkpoint import load_checkpoint_file, load_pretrained, official_to_mmpretrain
+    from mmmsvmamba.models.checkpoint import load_pretrained, load_weights
     try:
         MSVMamba.parse_arch(arch)
     except (ValueError, TypeError) as error:
@@ -143,22 +125,9 @@ def _arch_model(arch, checkpoint: Optional[str], backbone_only: bool, num_classe
         return model
     model = ImageNetClassifier(arch, num_classes)
     if checkpoint:
-        ckpt = load_checkpoint_file(checkpoint)
-        state = official_to_mmpretrain(ckpt) if any(k.startswith('classifier.') for k in _tensors(ckpt)) else None
-        if state is None:
-            from mmmsvmamba.models.checkpoint import STATE_DICT_KEYS
-            state = next((ckpt[k] for k in STATE_DICT_KEYS if isinstance(ckpt.get(k), dict)), ckpt)
-        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        load_weights(model, checkpoint)
     model.output_names = ['logits']
     return model
-
-
-def _tensors(ckpt: dict) -> dict:
-    for key in ('model', 'state_dict', 'model_ema'):
-        if isinstance(ckpt.get(key), dict):
-            return ckpt[key]
-    return ckpt
 
 
 def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[dict]) -> nn.Module:
@@ -184,10 +153,8 @@ def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[
     with DefaultScope.overwrite_default_scope(scope):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if checkpoint:
-        from mmengine.runner import load_checkpoint
-        if not os.path.isfile(checkpoint):
-            raise DeployError(f'checkpoint file not found: {checkpoint}')
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        from mmmsvmamba.models.checkpoint import load_weights
+        load_weights(model, checkpoint)
     elif backbone.get('init_cfg'):
         model.init_weights()
     if scope == 'mmseg':

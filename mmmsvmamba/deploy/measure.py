@@ -20,6 +20,7 @@ import onnx_ir as ir
 import torch
 from onnxscript import opset20 as op
 
+from ..timing import time_runs
 from . import onnx_scan
 from .onnx_scan import _ints, _shift, doubling_scan, to_chunks, unrolled_chunks
 
@@ -133,12 +134,6 @@ def export_one_scan(path: str, module: _OneScan, recurrence) -> None:
     program.save(path)
 
 
-def _seconds(fn, clock=time.perf_counter) -> float:
-    start = clock()
-    fn()
-    return clock() - start
-
-
 def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> list:
     """Milliseconds of process CPU time per scan (median of ``repeats``, alternating runtimes) for each
     formulation in onnxruntime and for the compiled op in PyTorch, and the error against the float64 reference.
@@ -171,8 +166,8 @@ def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> li
                     err = float(np.abs(out - ref.numpy()).max() / np.abs(ref.numpy()).max())
                     ort_ms, torch_ms = [], []
                     for _ in range(repeats):  # interleaved
-                        ort_ms.append(_seconds(lambda: session.run(None, feed), time.process_time) * 1e3)
-                        torch_ms.append(_seconds(lambda: module(*inputs), time.process_time) * 1e3)
+                        ort_ms.append(time_runs(lambda: session.run(None, feed), 1)[1][0] * 1e3)
+                        torch_ms.append(time_runs(lambda: module(*inputs), 1)[1][0] * 1e3)
                 nodes = len(__import__('onnx').load(path).graph.node)
                 row[f'{batch}x{dim}x{length}'] = dict(ort_ms=round(statistics.median(ort_ms), 3),
                                                      torch_ms=round(statistics.median(torch_ms), 3),

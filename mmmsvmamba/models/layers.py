@@ -1,6 +1,6 @@
 """Small layers of MSVMamba: norms, projections, stochastic depth, squeeze-excite, ConvFFN, stems, downsamples.
 
-Two tensor shapes exist because the two released families differ (spec sections 2 and 3): ``v3`` passes
+Two tensor shapes exist because the two released families differ (docs/architecture.md, "Two families"): ``v3`` passes
 (B, C, H, W) tensors with LayerNorm2d; ``v1`` passes (B, H, W, C) tensors with nn.LayerNorm. In memory both are
 channels-last (docs/architecture.md, "Memory layout"; :func:`pointwise`). Module attribute names and Sequential slot
 indices are the official state-dict keys.
@@ -88,7 +88,8 @@ class DropPath(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Channel gating ``x * sigmoid(fc2(relu(fc1(mean_hw(x)))))`` (spec 2.5); keys ``fc.0``, ``fc.2``.
+    """Channel gating ``x * sigmoid(fc2(relu(fc1(mean_hw(x)))))`` (the official SE module, reduction 8, both
+    linears without bias); keys ``fc.0``, ``fc.2``.
 
     ``channels_last`` selects the layout of x: (B, H, W, C) if True, else (B, C, H, W).
     """
@@ -108,7 +109,7 @@ class SqueezeExcite(nn.Module):
 class ConvFFN(nn.Module):
     """(B, C, H, W) -> (B, C, H, W): 1x1 conv to ratio*C, plus a depthwise 3x3 residual, GELU, 1x1 conv back.
 
-    Registration order (linear1, act, linear2, dwc) follows the official key order (spec 2.6).
+    Registration order (linear1, act, linear2, dwc) follows the official key order (so ``dwc`` keys come last).
     """
 
     def __init__(self, channels: int, ratio: float):
@@ -131,7 +132,7 @@ class ConvFFN(nn.Module):
 
 
 def stem_v3(channels: int) -> nn.Sequential:
-    """(B, 3, H, W) -> (B, C, ceil(ceil(H/2)/2), ...): two 3x3 stride-2 convs (patch embed "v2", spec 2.1).
+    """(B, 3, H, W) -> (B, C, ceil(ceil(H/2)/2), ...): two 3x3 stride-2 convs (the official patch embed "v2").
 
     The Identity slots keep the official indices 0, 2, 5, 7 of the parameterised layers.
     """
@@ -141,7 +142,7 @@ def stem_v3(channels: int) -> nn.Sequential:
 
 
 def stem_v1(channels: int) -> nn.Sequential:
-    """(B, 3, H, W) -> (B, floor(H/4), floor(W/4), C): a 4x4 stride-4 conv, channels-last, LayerNorm (spec 3)."""
+    """(B, 3, H, W) -> (B, floor(H/4), floor(W/4), C): a 4x4 stride-4 conv, channels-last, LayerNorm (v1's stem)."""
     return nn.Sequential(nn.Conv2d(3, channels, 4, 4), ToChannelsLast(), nn.LayerNorm(channels))
 
 
@@ -152,7 +153,7 @@ def downsample_v3(channels: int) -> nn.Sequential:
 
 
 class PatchMerging2D(nn.Module):
-    """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C): v1 downsample (spec 3).
+    """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C): v1 downsample (PatchMerging2D).
 
     Odd sizes are zero-padded at the bottom/right; the 2x2 neighbours are concatenated in the order
     (even row, even col), (odd row, even col), (even row, odd col), (odd row, odd col).

@@ -1,4 +1,4 @@
-"""MS2D: the multi-scale 2-D selective-scan token mixer of MSVMamba (spec section 4; the official "vms" SS2D).
+"""MS2D: the multi-scale 2-D selective-scan token mixer of MSVMamba (the official "vms" SS2D).
 
 One scan direction runs at full resolution, the other three at half resolution::
 
@@ -9,8 +9,8 @@ One scan direction runs at full resolution, the other three at half resolution::
     out = out_proj(SE(out_norm(Y)) [* z])
 
 Each of the two routes ("full" and "half") owns one slice of x_proj_weight, dt_projs_weight, dt_projs_bias,
-A_logs and Ds. Which slice is which differs between the families (spec 4, pitfall 4): v3 stores the full-res
-route at index 0, v1 at index 1.
+A_logs and Ds. Which slice is which differs between the families (docs/architecture.md, "Two families"): v3
+stores the full-res route at index 0, v1 at index 1.
 """
 import math
 
@@ -38,7 +38,8 @@ class MS2D(nn.Module):
     def __init__(self, channels: int, version: str, ssm_ratio: float, gate: bool):
         super().__init__()
         inner = int(ssm_ratio * channels)
-        dt_rank = math.ceil(channels / 16)  # of the block width, not of Di (spec pitfall 8)
+        # of the block width, not of Di (as the official code; it matters for v1, where Di = 2C)
+        dt_rank = math.ceil(channels / 16)
         self.version, self.gate, self.inner, self.dt_rank = version, gate, inner, dt_rank
         self.channels_last = version == 'v1'
         self.full_res_route = 1 if version == 'v1' else 0
@@ -61,7 +62,7 @@ class MS2D(nn.Module):
 
     @torch.no_grad()
     def reset_ssm_parameters(self):
-        """Official initialisation of the route parameters (spec section 6; dt_init 'random', A = -1)."""
+        """Official initialisation of the route parameters (dt_init 'random', A = -1)."""
         bound = 1 / math.sqrt(self.inner)  # nn.Linear's default, as the official x_proj Linears get
         self.x_proj_weight.uniform_(-bound, bound)
         self.dt_projs_weight.uniform_(-self.dt_rank**-0.5, self.dt_rank**-0.5)

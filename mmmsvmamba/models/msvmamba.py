@@ -27,8 +27,8 @@ VERSIONS = ('v1', 'v3')
 class VSSBlock(nn.Module):
     """One MSVMamba block: ``x + DropPath(MS2D(norm(x)))``, then the ConvFFN residual.
 
-    The ConvFFN residual differs by family (spec pitfall 6): v3 is ``x + DropPath(norm2(ConvFFN(x)))`` on
-    (B, C, H, W); v1 is ``x + DropPath(ConvFFN(norm2(x)))`` on (B, H, W, C).
+    The ConvFFN residual differs by family (docs/architecture.md, "Two families"): v3 is
+    ``x + DropPath(norm2(ConvFFN(x)))`` on (B, C, H, W); v1 is ``x + DropPath(ConvFFN(norm2(x)))`` on (B, H, W, C).
     """
 
     def __init__(self, channels: int, version: str, ssm_ratio: float, ffn_ratio: float, gate: bool,
@@ -274,7 +274,7 @@ def _check_init_cfg(init_cfg):
 
 
 def _init_official(module: nn.Module):
-    """VSSM._init_weights (spec 6): truncated-normal Linear weights (std 0.02, absolute bounds +-2), unit norms."""
+    """The official VSSM._init_weights: truncated-normal Linear weights (std 0.02, absolute bounds +-2), unit norms."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
         if module.bias is not None:

@@ -1,6 +1,6 @@
 """The half-resolution branch of the MS2D scan: three scan directions over one map, one continuing state.
 
-From a map ``x (B, C, Hb, Wb)`` the three route sequences are (spec section 4.2), concatenated in this order
+From a map ``x (B, C, Hb, Wb)`` the three route sequences of the official code are, concatenated in this order
 into one sequence of length 3 * Hb * Wb that is scanned ONCE (the state carries from route to route):
 
 * row-major flattened, then reversed            (horizontal, backward)
@@ -8,7 +8,7 @@ into one sequence of length 3 * Hb * Wb that is scanned ONCE (the state carries 
 * column-major flattened, then reversed         (vertical, backward)
 
 The scan output is cut back into the three routes, each is put back into (Hb, Wb) layout, and (for v3) they
-are summed (spec section 4.3). v1 normalises each route before summing, so it asks for them stacked.
+are summed (the official merge). v1 normalises each route before summing, so it asks for them stacked.
 
 :func:`ms2d_half_res_scan` takes maps, not sequences: the projections that produce delta, B and C are
 per-position, so computing them once on the map equals computing them on each route sequence.

@@ -1,7 +1,7 @@
 """Selective scan (the S6 recurrence of Mamba) as MSVMamba uses it: definition, PyTorch paths, dispatch.
 
 For batch b, channel d (group g = d // (D / G)) and position t = 0 .. L-1, with h_{-1} = 0
-(spec section 5.1; mamba-ssm's interface and shapes)::
+(the recurrence of every official implementation; mamba-ssm's interface and shapes)::
 
     delta_t = softplus(delta_t + delta_bias_d)       (only if delta_softplus; threshold 20)
     h_t     = exp(delta_t * A_d) * h_{t-1} + delta_t * B_{g,t} * u_t          (vector over N)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mmmsvmamba.analysis import benchmark as bench
+from mmmsvmamba.timing import time_runs
 from tests.official import facts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,11 +44,16 @@ def test_cuda_request_without_cuda_is_an_error():
         bench.make_protocol('classify', 'cuda')
 
 
-def test_time_steps_runs_warmup_then_timed_runs():
+def test_time_runs_runs_warmup_then_timed_runs():
     calls = []
-    wall, cpu = bench.time_steps(lambda: calls.append(1), tiny_protocol(warmup=3, runs=4, iters=5),
-                                 torch.device('cpu'))
+    wall, cpu = time_runs(lambda: calls.append(1), runs=4, iters=5, warmup=3, device=torch.device('cpu'))
     assert len(calls) == 3 + 4 * 5 and len(wall) == len(cpu) == 4
+
+
+def test_time_runs_measures_the_clock_it_is_given():
+    ticks = iter(range(100))
+    _, cpu = time_runs(lambda: None, runs=3, iters=2, cpu_clock=lambda: next(ticks) * 0.5)
+    assert cpu == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize('mode', bench.MODES)

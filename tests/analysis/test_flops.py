@@ -72,9 +72,9 @@ def test_operator_formulas_are_fvcores(training):
 
 
 def expected_route_copies(arch: str, size: int = 224) -> int:
-    """2 extra route sequences x Hb*Wb positions x (x_proj + dt_proj MACs), summed over all blocks (spec 4)."""
+    """2 extra route sequences x Hb*Wb positions x (x_proj + dt_proj MACs), summed over all blocks."""
     arch_cfg = MSVMamba.parse_arch(arch)
-    # v1's 4x4 stem floors, v3's two stride-2 convs ceil; every later halving ceils (spec 8)
+    # v1's 4x4 stem floors, v3's two stride-2 convs ceil; every later halving ceils (docs/architecture.md)
     side = size // 4 if arch_cfg['version'] == 'v1' else math.ceil(math.ceil(size / 2) / 2)
     total = 0
     for channels, depth in zip(arch_cfg['dims'], arch_cfg['depths']):

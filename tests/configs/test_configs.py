@@ -128,11 +128,11 @@ def _name(config):
 
 def test_metafile_lists_every_config():
     import yaml
-    with open(os.path.join(ROOT, 'configs', 'metafile.yml')) as f:
+    with open(os.path.join(ROOT, 'mmmsvmamba', 'analysis', 'metafile.yml')) as f:
         models = {m['Config']: m for m in yaml.safe_load(f)['Models']}
     assert sorted(models) == sorted(DET + SEG + CLS)
     with open(os.path.join(ROOT, 'model-index.yml')) as f:
-        assert 'configs/metafile.yml' in f.read()
+        assert 'mmmsvmamba/analysis/metafile.yml' in f.read()
     for config, model in models.items():
         assert model['Name'] == _name(config) and model['In Collection'] == 'MSVMamba'
     assert sorted(e.config for e in published_figures().values() if e.config) == sorted(DET + SEG + CLS)

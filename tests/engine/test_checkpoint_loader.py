@@ -10,7 +10,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmmsvmamba.engine import load_from_local
-from mmmsvmamba.models.checkpoint import UnsafeCheckpointError, data_globals, load_checkpoint_file
+from mmmsvmamba.models.checkpoint import UnsafeCheckpointError, data_global, load_checkpoint_file
 
 
 class Payload:
@@ -73,12 +73,21 @@ def test_a_pickled_call_is_inert_data_where_foreign_classes_are_data(tmp_path, c
     assert ckpt['x'].args == ('code ran', ) and torch.equal(ckpt['w'], torch.ones(1))
 
 
-def test_only_data_types_are_allowed():
-    names = data_globals()
-    assert 'mmengine.logging.history_buffer.HistoryBuffer' in names and 'builtins.getattr' in names
-    for obj in names.values():
-        module = getattr(obj, '__module__', '') or ''
-        assert module.startswith(('numpy', 'mmengine.logging', 'mmmsvmamba.models.checkpoint')), obj
+@pytest.mark.parametrize('name', [
+    'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct', 'numpy.core.multiarray.scalar',
+    'numpy._core.multiarray.scalar', 'numpy.ndarray', 'numpy.dtype', 'numpy.dtypes.Float64DType',
+    'mmengine.logging.history_buffer.HistoryBuffer', 'builtins.getattr'])
+def test_the_unpicklers_data_names_resolve_to_data_types(name):
+    obj = data_global(name)
+    module = getattr(obj, '__module__', '') or ''
+    assert obj is not None and module.startswith(('numpy', 'mmengine.logging', 'mmmsvmamba.models.checkpoint')), obj
+
+
+@pytest.mark.parametrize('name', ['builtins.eval', 'builtins.exec', 'os.system', 'numpy.load',
+                                  'numpy.core.multiarray.fromfile', 'numpy.testing.rundocs',
+                                  'mmengine.logging.history_buffer.os', 'subprocess.call'])
+def test_the_unpickler_resolves_nothing_else(name):
+    assert data_global(name) is None
 
 
 def test_mmengine_reads_its_checkpoints_through_our_loader(tmp_path):

@@ -117,7 +117,7 @@ def reference_backbone(sd, x, version, gate, depths):
 
 
 def expected_stage_sizes(height, width, version):
-    """Spec 8: v3 halves with ceil at every step; v1's stem floors H/4, its merges ceil."""
+    """v3 halves with ceil at every step; v1's stem floors H/4, its merges ceil."""
     if version == 'v1':
         sizes = [(height // 4, width // 4)]
     else:

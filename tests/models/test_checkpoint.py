@@ -2,6 +2,7 @@
 on missing / unexpected / mis-shaped keys, init_cfg, and the conversion of official files into weights-only ones."""
 import os
 import pickle
+import re
 import subprocess
 import sys
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from mmmsvmamba import MSVMamba
 from mmmsvmamba.models.checkpoint import (CheckpointError, ForeignObject, check_keys, convert_official,
                                           load_checkpoint_file, load_pretrained, official_task, official_to_mmpretrain,
                                           save_weights_only, strip_prefix)
+from mmmsvmamba.models.checkpoint.reading import TORCH_PRIVATE_NAMES, torch_weights_only_names
 from tests.official import FIXTURE_ARCH as ARCH
 from tests.official import official_classifier_state_dict, save_official_training_file, save_with_foreign_class
 
@@ -245,3 +247,23 @@ def test_files_that_are_no_official_checkpoint(ckpt, message):
 def test_save_weights_only_refuses_what_a_plain_load_cannot_read(tmp_path):
     with pytest.raises(CheckpointError, match='holds more than tensors and plain data'):
         save_weights_only(dict(meta=ForeignObject(), state_dict={}), str(tmp_path / 'x.pth'))
+
+
+def test_torch_still_has_the_private_names_the_unpickler_uses():
+    from torch import _weights_only_unpickler
+    missing = [name for name in TORCH_PRIVATE_NAMES if not hasattr(_weights_only_unpickler, name)]
+    assert not missing, (f'torch {torch.__version__} moved torch._weights_only_unpickler.{missing}: the checkpoint '
+                         'reader (mmmsvmamba/models/checkpoint/reading.py) takes its trusted names from them')
+    trusted, blocked = torch_weights_only_names()
+    assert trusted['torch._utils._rebuild_tensor_v2'] is torch._utils._rebuild_tensor_v2
+    assert trusted['collections.OrderedDict'] is OrderedDict and {'sys', 'os', 'posix', 'nt'} <= blocked
+
+
+def test_a_torch_without_them_is_an_error_naming_its_version(monkeypatch, tmp_path):
+    from torch import _weights_only_unpickler
+    monkeypatch.delattr(_weights_only_unpickler, '_blocklisted_modules')
+    path = tmp_path / 'w.pth'
+    torch.save({'w': torch.ones(1)}, path)
+    with pytest.raises(CheckpointError, match=rf'torch {re.escape(torch.__version__)} has no '
+                                              r'torch._weights_only_unpickler._blocklisted_modules'):
+        load_checkpoint_file(str(path))

@@ -1,5 +1,6 @@
-"""MSVMamba backbone: the official numbers (params, keys, fixture outputs), the spec for every version/gate
-combination, and the mmdet/mmseg conventions (out_indices, frozen_stages, norm_eval, with_cp, errors)."""
+"""MSVMamba backbone: the official numbers (params, keys, fixture outputs), the spec reference
+(tests/models/spec_reference.py) for every version/gate combination, and the mmdet/mmseg conventions (out_indices,
+frozen_stages, norm_eval, with_cp, errors)."""
 from collections import OrderedDict
 
 import pytest
