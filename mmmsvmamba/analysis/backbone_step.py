@@ -6,13 +6,14 @@ steps after ``warmup`` steps, and the peak is ``torch.cuda.max_memory_allocated`
 MSVMamba-T (four feature maps, compiled scan and PyTorch scan) and, from torchvision, Swin-T and ConvNeXt-T (their
 ``features`` trunks: what a detector's backbone runs; no OpenMMLab needed).
 """
+import statistics
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from ..models import MSVMamba
 from ..ops import use_backend
-from .scan_bench import timed
+from ..timing import time_runs
 
 SHAPE = (2, 3, 800, 1333)
 
@@ -44,8 +45,8 @@ def backbone_step(build: Callable[[], torch.nn.Module], backend: Optional[str], 
     for _ in range(warmup):
         step()
     torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, 'cuda', repeat)
-    return dict(ms=seconds * 1e3, peak_MB=torch.cuda.max_memory_allocated() / 2**20)
+    wall, _ = time_runs(step, repeat, device='cuda')
+    return dict(ms=statistics.median(wall) * 1e3, peak_MB=torch.cuda.max_memory_allocated() / 2**20)
 
 
 def benchmark_backbones(amp: str = 'fp16', shape=SHAPE, progress=None) -> List[dict]:

@@ -10,15 +10,16 @@
 
 Each check returns a dict of the figures it compared and raises AssertionError naming the first failure.
 """
+import os
+import tempfile
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 import torch.nn.functional as F
 
-from ..models import MSVMamba, official_to_mmpretrain
+from ..models import ImageNetClassifier, MSVMamba, load_weights
 from ..ops import use_backend
-from .models import PlainClassifier
 
 # the fixture's arch (tests/data/official/README.md): v3 with one block per stage, widths 24..192
 FIXTURE_ARCH = dict(version='v3', dims=24, depths=[1, 1, 1, 1], ssm_ratio=1.0, ffn_ratio=4, gate=False)
@@ -41,13 +42,13 @@ def fixture_equivalence(path: str, device: str = 'cuda') -> Dict[str, float]:
     """Max absolute error of each backbone output and of the logits, both fixture inputs, on ``device``."""
     strict_fp32()
     data = torch.load(path, weights_only=True)
-    backbone = MSVMamba(FIXTURE_ARCH)
-    state = OrderedDict((k, v) for k, v in data['state_dict'].items() if not k.startswith('classifier.'))
-    state.update(data['backbone']['outnorm_state_dict'])
-    backbone.load_state_dict(state, strict=True)
-    classifier = PlainClassifier(FIXTURE_ARCH)
-    converted = official_to_mmpretrain(data['state_dict'])
-    classifier.load_state_dict({k.replace('head.fc.', 'head.'): v for k, v in converted.items()}, strict=True)
+    backbone_state = OrderedDict((k, v) for k, v in data['state_dict'].items() if not k.startswith('classifier.'))
+    backbone_state.update(data['backbone']['outnorm_state_dict'])
+    backbone, classifier = MSVMamba(FIXTURE_ARCH), ImageNetClassifier(FIXTURE_ARCH)
+    with tempfile.TemporaryDirectory() as folder:  # loaded as users load weights: from files
+        for model, state in ((backbone, backbone_state), (classifier, data['state_dict'])):
+            torch.save(state, os.path.join(folder, 'weights.pth'))
+            load_weights(model, os.path.join(folder, 'weights.pth'))
     errors = {}
     with torch.no_grad(), use_backend('compiled'):
         for suffix in ('', '_nonsquare'):
@@ -73,7 +74,7 @@ def cuda_vs_cpu(arch: str = 'tiny', batch: int = 2, size: int = 224) -> Dict[str
     """Max absolute error of the logits, and the worst parameter gradient's max error relative to its scale."""
     strict_fp32()
     torch.manual_seed(0)
-    model = PlainClassifier(arch).eval()  # no stochastic depth: both devices must run the same network
+    model = ImageNetClassifier(arch).eval()  # no stochastic depth: both devices must run the same network
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, 1000, (batch, ))
     cpu_logits, cpu_grads = _logits_and_grads(model, images, labels, 'compiled')
     model.cuda()
@@ -91,7 +92,7 @@ def cuda_vs_cpu(arch: str = 'tiny', batch: int = 2, size: int = 224) -> Dict[str
 def amp_training(dtype: str, arch: str = 'tiny', batch: int = 8, steps: int = AMP_STEPS) -> Dict[str, float]:
     """First and last loss of ``steps`` AMP training steps on one fixed batch (``dtype`` 'float16'/'bfloat16')."""
     torch.manual_seed(0)
-    model = PlainClassifier(arch).cuda().train()
+    model = ImageNetClassifier(arch).cuda().train()
     images, labels = torch.randn(batch, 3, 224, 224, device='cuda'), torch.randint(0, 1000, (batch, ), device='cuda')
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler('cuda', enabled=dtype == 'float16')

@@ -30,6 +30,7 @@ import re
 import runpy
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -276,10 +277,11 @@ def run_steps(chosen: List[Step], folder: Path, report: dict, deadline: float):
 def copy_bandwidth(gigabytes: float = 4.0, repeat: int = 10) -> dict:
     """Device-to-device copy of a ``gigabytes`` buffer: GB/s counting bytes read and written (median of runs)."""
     import torch
-    from .scan_bench import timed
+
+    from ..timing import time_runs
     source = torch.empty(int(gigabytes * 1e9) // 4, dtype=torch.float32, device='cuda')
     target = torch.empty_like(source)
-    seconds = timed(lambda: target.copy_(source), 'cuda', repeat)
+    seconds = statistics.median(time_runs(lambda: target.copy_(source), repeat, warmup=1, device='cuda')[0])
     return dict(gb_per_s=2 * source.numel() * 4 / seconds / 1e9, bytes=source.numel() * 4, seconds=seconds)
 
 
