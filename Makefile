@@ -59,11 +59,14 @@ test-ubsan: env
 demo: env
 	$(PY) tools/demo.py det
 
-# On a machine with a CUDA device (and torch + nvcc, no environment of ours needed): build, check, test and
-# benchmark the CUDA op, writing gpu_report/gpu_report.{json,md} (tools/gpu_report.py).
+# On a machine with a CUDA device (torch + nvcc, no environment of ours, no OpenMMLab): build, check, sanitize and
+# benchmark the CUDA op within one time budget, writing GPU_OUT/gpu_report.{json,md} after every step
+# (tools/gpu_report.py; `--list` shows the steps). GPU_OUT is $OUT when the environment sets one, else gpu_report/.
+# OFFICIAL=<a git clone of YuHengsss/MSVMamba> measures the official code side by side (docs/benchmarks.md).
 GPU_PYTHON ?= python3
+GPU_OUT ?= $(or $(OUT),gpu_report)
 gpu-report:
-	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) tools/gpu_report.py --out gpu_report
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) tools/gpu_report.py --out $(GPU_OUT) $(if $(OFFICIAL),--official $(OFFICIAL))
 
 clean:
 	rm -rf build *.egg-info mmmsvmamba/*.so

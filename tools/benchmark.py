@@ -4,6 +4,9 @@
     python tools/benchmark.py classify [ARCH ...] --runtimes pytorch onnxruntime --modes infer --peers
     python tools/benchmark.py scaling  [ARCH ...] [--peers swin-t] [--sizes 224 512 1024 1280x800 ...]
     python tools/benchmark.py config   CONFIG [CONFIG ...] [--infer-shape H W] [--train-shape H W]
+    python tools/benchmark.py classify ... --compile                  # every model under torch.compile
+    python tools/benchmark.py classify ... --official-scratch DIR     # and the official v3 Tiny (CUDA)
+    python tools/benchmark.py backbone [--amp fp16]                   # detection-size backbone steps (CUDA)
     python tools/benchmark.py plot     RESULT.json [RESULT.json ...] [--out-dir docs] [--tag cpu]
 
 The protocol (GPU: batch 128, 224x224, AMP fp16, as the official H100 figures; CPU: fp32, batch 8, one process per
@@ -11,7 +14,11 @@ measurement) is described in :mod:`mmmsvmamba.analysis.benchmark`. ``classify`` 
 without mmpretrain our classifier is built in plain PyTorch (same parameters), and the peers come from torchvision
 when it is installed (``--peer-source``); ``--runtimes ... onnxruntime`` also times our classifiers exported to
 ONNX in onnxruntime (CPU inference; needs requirements/deploy.txt) and reports its ratio to PyTorch. ``config``
-needs mmengine and mmdet or mmseg; ``plot`` needs matplotlib. See docs/benchmarks.md.
+needs mmengine and mmdet or mmseg; ``plot`` needs matplotlib. ``--official-scratch`` takes the scratch copy of the
+official code that ``tools/gpu_report.py --official CLONE`` prepares and builds (:mod:`mmmsvmamba.analysis.official`)
+and adds its rows and ours / official ratios. ``backbone`` times forward + backward of MSVMamba-T (compiled and
+PyTorch scan), Swin-T and ConvNeXt-T backbones at 2x3x800x1333 (:mod:`mmmsvmamba.analysis.backbone_step`). See
+docs/benchmarks.md.
 """
 import argparse
 import importlib.util
@@ -47,14 +54,23 @@ def _progress(row: dict):
 def measure(args) -> dict:
     protocol = bench.make_protocol(
         args.command, args.device, args.bs, args.res, args.amp, args.warmup, args.runs, args.iters, args.threads,
-        {'on': True, 'off': False}.get(args.tf32), not args.no_cudnn_benchmark, not args.no_isolate)
+        {'on': True, 'off': False}.get(args.tf32), not args.no_cudnn_benchmark, not args.no_isolate, args.compile)
+    if getattr(args, 'official_scratch', None) and protocol.device != 'cuda':
+        raise ValueError('--official-scratch: the official code is measured with its CUDA kernel; use --device cuda')
     with bench.backend_settings(protocol):
         env = bench.environment(protocol)
         output = dict(command=args.command, protocol=asdict(protocol), env=env)
         if args.command == 'classify':
-            output.update(bench.benchmark_classifiers([canonical_name(m) for m in args.models], _peers(args),
-                                                      args.modes, protocol, env, args.peer_source, _progress,
-                                                      args.runtimes))
+            models = [canonical_name(m) for m in args.models]
+            output.update(bench.benchmark_classifiers(models, _peers(args), args.modes, protocol, env,
+                                                      args.peer_source, _progress, args.runtimes))
+            if args.official_scratch:
+                from mmmsvmamba.analysis import official
+                try:
+                    output['results'] += official.measure(args.official_scratch, args.modes, protocol, _progress)
+                except Exception as err:  # kept with what was measured; the command then fails (main)
+                    output['official_error'] = f'{type(err).__name__}: {err}'
+                output['official_ratios'] = bench.peer_ratios(output['results'], models, [official.OFFICIAL_NAME])
         elif args.command == 'scaling':
             models = [canonical_name(m) for m in args.models] + _peers(args)
             output.update(bench.benchmark_scaling(models, [bench.parse_size(s) for s in args.sizes], protocol,
@@ -65,6 +81,18 @@ def measure(args) -> dict:
     if hasattr(os, 'getloadavg'):
         output['env']['load_avg_end'] = [round(x, 2) for x in os.getloadavg()]
     return output
+
+
+def measure_backbones(args):
+    from mmmsvmamba.analysis.backbone_step import benchmark_backbones
+    if not torch.cuda.is_available():
+        raise ValueError('backbone: no CUDA device is available (the detection-size step is measured on a GPU)')
+    output = dict(command='backbone', env=bench.environment(bench.make_protocol('config', 'cuda', amp=args.amp)),
+                  results=benchmark_backbones(args.amp, progress=lambda row: print(
+                      f"  {row['model']:<28} {row['ms']:8.1f} ms/step  peak {row['peak_MB']:.0f} MB", flush=True)))
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(json.dumps(output, indent=1) + '\n')
 
 
 def format_tables(output: dict) -> str:
@@ -87,6 +115,9 @@ def format_tables(output: dict) -> str:
         per_cpu = f", per CPU-second {ratio['img_per_cpu_s_ratio']:.2f}x" if 'img_per_cpu_s_ratio' in ratio else ''
         lines.append(f"{ratio['model']} / {ratio['peer']} ({ratio['mode']}): throughput {ratio['img_s_ratio']:.2f}x"
                      f"{per_cpu}, peak memory {peak}")
+    for ratio in output.get('official_ratios', []):
+        lines.append(f"{ratio['model']} / official ({ratio['mode']}): throughput {ratio['img_s_ratio']:.2f}x, "
+                     f"peak memory {ratio['peak_MB_ratio']:.2f}x")
     for ratio in output.get('runtime_ratios', []):
         per_cpu = f", per CPU-second {ratio['img_per_cpu_s_ratio']:.2f}x" if 'img_per_cpu_s_ratio' in ratio else ''
         lines.append(f"{ratio['model']} ({ratio['mode']}, bs {ratio['bs']}): onnxruntime / PyTorch throughput "
@@ -116,6 +147,7 @@ def parse_args(argv=None):
     common.add_argument('--no-cudnn-benchmark', action='store_true', help='disable cudnn.benchmark (default on)')
     common.add_argument('--no-isolate', action='store_true',
                         help='CPU: measure in this process (faster; no peak memory is reported then)')
+    common.add_argument('--compile', action='store_true', help='time every model under torch.compile')
     common.add_argument('--json', action='store_true', help='print the JSON result instead of tables')
     common.add_argument('--out', help='also write the JSON result to this file')
 
@@ -128,6 +160,9 @@ def parse_args(argv=None):
     classify.add_argument('--modes', nargs='+', choices=bench.MODES, default=list(bench.MODES))
     classify.add_argument('--runtimes', nargs='+', choices=bench.RUNTIMES, default=['pytorch'],
                           help='onnxruntime: also our classifiers exported to ONNX (CPU inference; default pytorch)')
+    classify.add_argument('--official-scratch', metavar='DIR',
+                          help='also the official v3 Tiny from this scratch copy, built by tools/gpu_report.py '
+                               '--official (CUDA only)')
     scaling = sub.add_parser('scaling', parents=[common], help='inference time per image against input size')
     scaling.add_argument('models', nargs='*', default=['tiny'], help='MSVMamba archs (default tiny)')
     scaling.add_argument('--peers', nargs='*', help='peers (default swin-t, when mmpretrain or torchvision is '
@@ -145,6 +180,10 @@ def parse_args(argv=None):
                         help='test input (default: detection 1280 800, segmentation 512 2048)')
     config.add_argument('--train-shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='training input (default: detection 800 1333, segmentation 512 512)')
+    backbone = sub.add_parser('backbone', help='detection-size backbone steps (2x3x800x1333, forward + backward, '
+                                               'CUDA)')
+    backbone.add_argument('--amp', choices=('fp16', 'bf16'), default='fp16', help='autocast precision (default fp16)')
+    backbone.add_argument('--out', help='also write the JSON result to this file')
     plot = sub.add_parser('plot', help='PNG plots from classify / scaling JSON results')
     plot.add_argument('results', nargs='+', help='JSON files written with --out')
     plot.add_argument('--out-dir', default='docs')
@@ -160,12 +199,17 @@ def main(argv=None):
             for path in plot_results(args.results, args.out_dir, args.tag):
                 print(path)
             return
+        if args.command == 'backbone':
+            return measure_backbones(args)
         output = measure(args)
     text = json.dumps(output, indent=1)
     if args.out:
         with open(args.out, 'w') as f:
             f.write(text + '\n')
     print(text if args.json else format_tables(output))
+    if 'official_error' in output:
+        print(f"benchmark.py: the official code was not measured: {output['official_error']}", file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

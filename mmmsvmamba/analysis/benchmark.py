@@ -71,17 +71,23 @@ class Protocol:
     cudnn_benchmark: bool
     isolate: bool  # CPU: one fresh process per measurement (needed for a per-measurement peak)
     seed: int = 0
+    compile: bool = False  # torch.compile every model (after the warm-up's first steps compile it)
 
     @property
     def precision(self) -> str:
         """'fp32' or 'amp_fp16' / 'amp_bf16', as the result rows name it."""
         return f'amp_{self.amp}' if self.amp != 'none' else 'fp32'
 
+    @property
+    def mode_suffix(self) -> str:
+        """What a result row's mode adds to the step: the precision, and '_compile' under torch.compile."""
+        return self.precision + ('_compile' if self.compile else '')
+
 
 def make_protocol(command: str, device: Optional[str] = None, bs: Optional[int] = None, res: Optional[int] = None,
                   amp: Optional[str] = None, warmup: Optional[int] = None, runs: Optional[int] = None,
                   iters: Optional[int] = None, threads: Optional[int] = None, tf32: Optional[bool] = None,
-                  cudnn_benchmark: bool = True, isolate: bool = True) -> Protocol:
+                  cudnn_benchmark: bool = True, isolate: bool = True, compile: bool = False) -> Protocol:
     """The protocol of ``command`` ('classify', 'scaling', 'config') on ``device``, with the GPU or CPU defaults
     for every value left None (see the module docstring). Raises ValueError for impossible values."""
     gpu = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu')).type == 'cuda'
@@ -99,7 +105,7 @@ def make_protocol(command: str, device: Optional[str] = None, bs: Optional[int] 
         res=given(res, 224), amp=amp or ('fp16' if gpu else 'none'), warmup=given(warmup, 10 if gpu else 1),
         runs=given(runs, 5 if gpu else 3), iters=given(iters, 10 if gpu else 1),
         threads=given(threads, torch.get_num_threads()), tf32=tf32, cudnn_benchmark=cudnn_benchmark,
-        isolate=not gpu and isolate)
+        isolate=not gpu and isolate, compile=compile)
     if min(protocol.bs, protocol.res, protocol.runs, protocol.iters, protocol.threads) <= 0 or protocol.warmup < 0:
         raise ValueError('--bs, --res, --runs, --iters and --threads must be positive, --warmup non-negative')
     if gpu and protocol.amp == 'none' and protocol.tf32 is None:
@@ -119,6 +125,7 @@ class Case:
     label: Optional[str] = None
     runtime: str = 'pytorch'
     onnx_path: Optional[str] = None  # the exported classifier, for runtime 'onnxruntime'
+    builder: Optional[Callable[[], Tuple[nn.Module, str]]] = None  # (model, source) not known by name
 
     @property
     def name(self) -> str:
@@ -289,8 +296,10 @@ def _measure(case: Case, protocol: Protocol) -> dict:
         step = ort_infer_step(case.onnx_path, torch.randn(protocol.bs, 3, height, width), protocol.threads)
         seconds, cpu_seconds = time_runs(step, protocol.runs, protocol.iters, protocol.warmup, device)
     else:
-        model, source = build_named_model(case.model, case.peer_source)
+        model, source = case.builder() if case.builder else build_named_model(case.model, case.peer_source)
         model.to(device)
+        if protocol.compile:
+            model = torch.compile(model)
         step = _classifier_step(model, case.mode, protocol, device, height, width)
         seconds, cpu_seconds = time_runs(step, protocol.runs, protocol.iters, protocol.warmup, device)
 
@@ -303,7 +312,7 @@ def _measure(case: Case, protocol: Protocol) -> dict:
     images = protocol.bs * protocol.iters
     img_s = [images / s for s in seconds]
     row = dict(
-        model=case.name, mode=f'{case.mode}_{protocol.precision}', step=case.mode, precision=protocol.precision,
+        model=case.name, mode=f'{case.mode}_{protocol.mode_suffix}', step=case.mode, precision=protocol.precision,
         runtime=case.runtime, bs=protocol.bs, res=height if height == width else f'{height}x{width}',
         params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 6) if model is not None else None,
         img_s=statistics.median(img_s), peak_MB=peak / 2**20 if peak is not None else None,

@@ -51,8 +51,25 @@ def test_plot_from_results(result_files, tmp_path):
     (['classify', 'nano', '--peers', 'vit-b'], 'unknown model'),
     (['scaling', 'nano', '--peers', '--sizes', '0x32'], 'positive ints'),
     (['config', 'configs/no_such_config.py'], 'config file not found'),
+    (['classify', 'nano', '--peers', '--official-scratch', 'scratch'], 'use --device cuda'),
 ])
 def test_errors_name_the_problem(argv, message):
     result = benchmark(*argv, *FAST, check=False)
     assert result.returncode == 2 and result.stderr.count('\n') == 1, result.stderr
     assert result.stderr.startswith('benchmark.py: error: ') and message in result.stderr
+
+
+def test_compile_times_the_compiled_model(tmp_path):
+    """--compile: every row is measured under torch.compile and says so in its mode."""
+    out = tmp_path / 'compiled.json'
+    benchmark('classify', 'nano', '--peers', '--modes', 'infer', '--compile', '--out', str(out), *FAST)
+    output = json.loads(out.read_text())
+    assert output['protocol']['compile'] is True
+    assert [(row['model'], row['mode']) for row in output['results']] == [('nano', 'infer_fp32_compile')]
+    assert output['results'][0]['img_s'] > 0
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='checks the refusal on a machine without CUDA')
+def test_backbone_step_needs_cuda():
+    result = benchmark('backbone', check=False)
+    assert result.returncode == 2 and result.stderr.count('\n') == 1 and 'no CUDA device' in result.stderr
