@@ -30,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .export import DeployError
+
 __all__ = ['MaskRCNNDetections', 'OUTPUT_NAMES', 'decode_deltas', 'paste_masks', 'mmdet_detections',
            'compare_detections', 'compare_with_mmdet', 'TOLERANCES', 'within_tolerances']
 
@@ -79,8 +81,6 @@ def _roi_features(extractor: nn.Module, feats, rois: torch.Tensor) -> torch.Tens
     levels = extractor.map_roi_levels(rois, len(layers))
     pooled = None
     for level, layer in enumerate(layers):
-        if getattr(layer, 'pool_mode', 'avg') != 'avg':
-            raise ValueError(f'RoIAlign with pool_mode={layer.pool_mode!r} does not export (ONNX RoiAlign: avg)')
         out = torchvision.ops.roi_align(feats[level], rois, layer.output_size, layer.spatial_scale,
                                         layer.sampling_ratio, layer.aligned)
         pooled = out if pooled is None else torch.where((levels == level)[:, None, None, None], out, pooled)
@@ -96,6 +96,13 @@ class MaskRCNNDetections(nn.Module):
         self.detector = detector
         self.rpn_cfg = detector.test_cfg.rpn
         self.rcnn_cfg = detector.test_cfg.rcnn
+        if not detector.rpn_head.use_sigmoid_cls:
+            raise DeployError('the RPN export needs a sigmoid objectness (rpn_head.loss_cls.use_sigmoid=True)')
+        for extractor in (detector.roi_head.bbox_roi_extractor, detector.roi_head.mask_roi_extractor):
+            for layer in extractor.roi_layers:
+                if getattr(layer, 'pool_mode', 'avg') != 'avg':
+                    raise DeployError(f'RoIAlign with pool_mode={layer.pool_mode!r} does not export (ONNX RoiAlign '
+                                      'averages)')
         self.output_names = list(OUTPUT_NAMES)
         self.single_image = True
 
@@ -108,8 +115,6 @@ class MaskRCNNDetections(nn.Module):
 
     def _proposals(self, feats, hw):
         head, cfg = self.detector.rpn_head, self.rpn_cfg
-        if not head.use_sigmoid_cls:
-            raise ValueError('the RPN export needs a sigmoid objectness (rpn_head.loss_cls.use_sigmoid=True)')
         objectness, deltas = head(feats)
         anchors = head.prior_generator.grid_priors([o.shape[-2:] for o in objectness], device=feats[0].device)
         level_scores, level_boxes, level_ids = [], [], []
