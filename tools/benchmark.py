@@ -7,6 +7,7 @@
     python tools/benchmark.py classify ... --compile                  # every model under torch.compile
     python tools/benchmark.py classify ... --official-scratch DIR     # and the official v3 Tiny (CUDA)
     python tools/benchmark.py backbone [--amp fp16]                   # detection-size backbone steps (CUDA)
+    python tools/benchmark.py config   configs/mask_rcnn_msvmamba_t_1x.py --modes infer --runtimes pytorch onnxruntime
     python tools/benchmark.py plot     RESULT.json [RESULT.json ...] [--out-dir docs] [--tag cpu]
 
 The protocol (GPU: batch 128, 224x224, AMP fp16, as the official H100 figures; CPU: fp32, batch 8, one process per
@@ -77,7 +78,8 @@ def measure(args) -> dict:
                                                   args.peer_source, _progress))
         else:
             shapes = dict(infer=args.infer_shape, train=args.train_shape)
-            output.update(bench.benchmark_configs(args.configs, args.modes, protocol, shapes, args.bs, _progress))
+            output.update(bench.benchmark_configs(args.configs, args.modes, protocol, shapes, args.bs, _progress,
+                                                  args.runtimes))
     if hasattr(os, 'getloadavg'):
         output['env']['load_avg_end'] = [round(x, 2) for x in os.getloadavg()]
     return output
@@ -176,6 +178,8 @@ def parse_args(argv=None):
                                                              'train_step on synthetic data')
     config.add_argument('configs', nargs='+', help='mmdet or mmseg config files')
     config.add_argument('--modes', nargs='+', choices=bench.MODES, default=list(bench.MODES))
+    config.add_argument('--runtimes', nargs='+', choices=bench.RUNTIMES, default=['pytorch'],
+                        help='onnxruntime: also a Mask R-CNN exported to ONNX (CPU inference, batch 1)')
     config.add_argument('--infer-shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='test input (default: detection 1280 800, segmentation 512 2048)')
     config.add_argument('--train-shape', type=int, nargs=2, metavar=('H', 'W'),

@@ -3,10 +3,12 @@
     python tools/export_onnx.py --arch tiny out/msvmamba_t.onnx [--checkpoint CKPT] [--backbone-only]
     python tools/export_onnx.py --config configs/upernet_msvmamba_t_160k_ade20k.py out/upernet_t.onnx \
         [--checkpoint CKPT] [--cfg-options KEY=VALUE ...]
+    python tools/export_onnx.py --config configs/mask_rcnn_msvmamba_t_1x.py out/mask_rcnn_t.onnx [--checkpoint CKPT]
     python tools/export_onnx.py --arch tiny out/msvmamba_t.onnx --verify 256x320
 
 Batch, height and width stay dynamic. ``--verify HxW`` runs the file in onnxruntime on a random batch of that size
-and prints the largest difference from PyTorch, relative to the output's largest magnitude. See docs/deploy.md.
+and prints the largest difference from PyTorch, relative to the output's largest magnitude (for a Mask R-CNN: the
+detections against mmdet's predict: count, labels, box and score errors, mask IoU). See docs/deploy.md.
 """
 import argparse
 import json
@@ -50,7 +52,7 @@ def parse_args(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--arch', type=_arch, help='nano | micro | tiny_v1 | tiny | small | base, or a JSON arch '
                         'dict: its ImageNet classifier (logits), or its backbone with --backbone-only')
-    source.add_argument('--config', help='an mmpretrain classifier or mmseg segmentor config')
+    source.add_argument('--config', help='an mmpretrain classifier, mmseg segmentor or mmdet Mask R-CNN config')
     parser.add_argument('output', help='the .onnx file to write')
     parser.add_argument('--checkpoint', help='weights: official or mmpretrain for --arch, mmengine for --config')
     parser.add_argument('--backbone-only', action='store_true', help='with --arch: the four stage outputs')
@@ -58,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', type=_option, default=[], metavar='KEY=VALUE',
                         help='override config entries (values are JSON when they parse as JSON)')
     parser.add_argument('--verify', type=_size, metavar='HxW', help='check against PyTorch at this input size')
-    parser.add_argument('--batch', type=int, default=1, help='batch of the --verify check')
+    parser.add_argument('--batch', type=int, default=1, help='batch of the --verify check (a detector: 1)')
     args = parser.parse_args(argv)
     if args.backbone_only and args.config:
         parser.error('--backbone-only goes with --arch')
@@ -80,7 +82,9 @@ def main(argv=None) -> int:
         info = export_onnx(model, args.output)
     print(f'wrote {info["path"]}: {info["nodes"]} nodes, opset {info["opset"]}, inputs {info["inputs"]}, '
           f'outputs {info["outputs"]}, {info["export_s"]} s')
-    if args.verify:
+    if args.verify and getattr(model, 'single_image', False):
+        _verify_detector(model, args.output, args.verify)
+    elif args.verify:
         import torch
 
         from mmmsvmamba.deploy.onnxruntime import compare_with_torch
@@ -89,6 +93,16 @@ def main(argv=None) -> int:
               ', '.join(f'{name} {err:.2e}' for name, err in errors.items()) +
               ' (float outputs: max |difference| / max |PyTorch|; integer outputs: fraction that differ)')
     return 0
+
+
+def _verify_detector(model, path, size):
+    import torch
+
+    from mmmsvmamba.deploy.detector import compare_with_mmdet, within_tolerances
+    report = compare_with_mmdet(model, path, torch.randn(1, 3, *size))
+    verdict = 'within' if within_tolerances(report) else 'OUTSIDE'
+    print(f'onnxruntime vs mmdet predict at 1x3x{size[0]}x{size[1]}: {json.dumps(report)} ({verdict} the '
+          'tolerances: boxes 1e-3 of the largest coordinate, scores 1e-4, mask IoU > 0.99)')
 
 
 if __name__ == '__main__':

@@ -124,7 +124,7 @@ class Case:
     peer_source: str = 'auto'
     label: Optional[str] = None
     runtime: str = 'pytorch'
-    onnx_path: Optional[str] = None  # the exported classifier, for runtime 'onnxruntime'
+    onnx_path: Optional[str] = None  # the exported classifier or detector, for runtime 'onnxruntime'
     builder: Optional[Callable[[], Tuple[nn.Module, str]]] = None  # (model, source) not known by name
 
     @property
@@ -283,7 +283,7 @@ def _measure(case: Case, protocol: Protocol) -> dict:
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    if case.kind == 'config':
+    if case.kind == 'config' and case.runtime == 'pytorch':
         from ..engine.config import config_scope, load_config
         cfg = load_config(case.model)
         source = cfg.default_scope
@@ -500,11 +500,13 @@ def benchmark_scaling(models: Sequence[str], sizes: Sequence[Tuple[int, int]], p
 
 
 def benchmark_configs(configs: Sequence[str], modes: Sequence[str], protocol: Protocol,
-                      shapes: Optional[dict] = None, bs: Optional[int] = None, progress=None) -> dict:
+                      shapes: Optional[dict] = None, bs: Optional[int] = None, progress=None,
+                      runtimes: Sequence[str] = ('pytorch', )) -> dict:
     """test_step / train_step of detection and segmentation configs on synthetic data.
 
     ``shapes`` maps a mode to (H, W) (default: the task's :data:`TASK_SHAPES`); the batch is ``bs``, else 1 for
-    inference and the config's own for training.
+    inference and the config's own for training. With 'onnxruntime' in ``runtimes``, a Mask R-CNN config is also
+    exported (:func:`export_detector`) and its inference timed in onnxruntime (:func:`detector_onnx_rows`).
     """
     from ..engine.config import load_config
     results = []
@@ -518,8 +520,30 @@ def benchmark_configs(configs: Sequence[str], modes: Sequence[str], protocol: Pr
             shape = tuple((shapes or {}).get(mode) or TASK_SHAPES[cfg.default_scope][mode])
             case_bs = bs or (cfg.train_dataloader.batch_size if mode == 'train' else 1)
             case = Case('config', path, mode, replace(protocol, bs=case_bs), shape, label=name)
-            results.append(run_case(case, progress))
-    return dict(results=results)
+            if 'pytorch' in runtimes:
+                results.append(run_case(case, progress))
+            if 'onnxruntime' in runtimes and mode == 'infer':
+                results += detector_onnx_rows(cfg, case, progress)
+    return dict(results=results, runtime_ratios=runtime_ratios(results, [os.path.splitext(os.path.basename(p))[0]
+                                                                         for p in configs]))
+
+
+def detector_onnx_rows(cfg, case: Case, progress=None) -> List[dict]:
+    """The onnxruntime row of a Mask R-CNN config's inference (``case``: its PyTorch infer case): the config
+    exported once (random weights: timing only), then timed on one image of the case's shape."""
+    if cfg.default_scope != 'mmdet' or torch.device(case.protocol.device).type != 'cpu' or case.protocol.bs != 1:
+        raise ValueError('the onnxruntime runtime of `config` measures Mask R-CNN inference on CPU at batch 1')
+    with tempfile.TemporaryDirectory(prefix='mmmsvmamba-onnx-') as folder:
+        path = os.path.join(folder, 'detector.onnx')
+        export_s = export_detector(case.model, path)
+        row = run_case(replace(case, runtime='onnxruntime', onnx_path=path), progress)
+    return [dict(row, export_s=export_s)]
+
+
+def export_detector(config: str, path: str) -> float:
+    """Export the Mask R-CNN of ``config`` (random weights, no ImageNet download) to ``path``; the seconds."""
+    from ..deploy import build_model, export_onnx
+    return export_onnx(build_model(config=config, cfg_options={'model.backbone.init_cfg': None}), path)['export_s']
 
 
 def default_peers(command: str) -> List[str]:

@@ -7,7 +7,9 @@ its config's data preprocessor does, to plain tensors:
   or with ``backbone_only`` the four stage outputs ``feat0`` .. ``feat3``;
 * an mmpretrain classifier config -> ``logits``;
 * an mmseg EncoderDecoder config -> ``seg_logits`` (B, classes, H, W), upsampled to the input like mmseg's
-  ``predict``, and ``seg_mask`` (B, H, W), their argmax.
+  ``predict``, and ``seg_mask`` (B, H, W), their argmax;
+* an mmdet MaskRCNN config -> one image's ``boxes``, ``scores``, ``labels``, ``masks``
+  (:mod:`mmmsvmamba.deploy.detector`).
 
 :func:`export_onnx` writes it with ``torch.onnx.export(dynamo=True)``, the compiled scan ops translated by
 :mod:`mmmsvmamba.deploy.onnx_scan`; batch, height and width stay dynamic.
@@ -142,11 +144,10 @@ def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')
-    if scope == 'mmdet':
-        raise DeployError(f'{config}: detectors are not exported by this tool (see docs/deploy.md, "What does not '
-                          'export yet"); export the backbone with --arch ... --backbone-only')
-    if scope not in ('mmpretrain', 'mmseg'):
-        raise DeployError(f'{config}: default_scope must be mmpretrain or mmseg, got {scope!r}')
+    if scope not in ('mmpretrain', 'mmseg', 'mmdet'):
+        raise DeployError(f'{config}: default_scope must be mmpretrain, mmseg or mmdet, got {scope!r}')
+    if scope == 'mmdet' and cfg.model.get('type') != 'MaskRCNN':
+        raise DeployError(f'{config}: of the mmdet detectors only MaskRCNN exports, got {cfg.model.get("type")!r}')
     backbone = cfg.model.get('backbone', {})
     if checkpoint and isinstance(backbone.get('init_cfg'), dict):
         backbone.pop('init_cfg')  # the checkpoint replaces the ImageNet weights the config would download
@@ -157,7 +158,10 @@ def _config_model(config: str, checkpoint: Optional[str], cfg_options: Optional[
         load_weights(model, checkpoint)
     elif backbone.get('init_cfg'):
         model.init_weights()
-    if scope == 'mmseg':
+    if scope == 'mmdet':
+        from .detector import MaskRCNNDetections
+        wrapped = MaskRCNNDetections(model)
+    elif scope == 'mmseg':
         _exportable_pooling(model)
         wrapped = _Segmentation(model)
         wrapped.output_names = ['seg_logits', 'seg_mask']
@@ -208,11 +212,13 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     # a copy in contiguous memory: ONNX has no memory layouts, and symbolic shapes over channels-last strides
     # make torch.export several times slower (docs/deploy.md, "Export time")
     model = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
-    images = torch.randn(*example_shape)
+    single = getattr(model, 'single_image', False)  # a detector takes one image: its batch is fixed at 1
+    images = torch.randn(1 if single else example_shape[0], *example_shape[1:])
     dims = None
     if dynamic:
-        dims = ({0: torch.export.Dim('batch'), 2: torch.export.Dim('height', min=MIN_SIZE),
-                 3: torch.export.Dim('width', min=MIN_SIZE)}, )
+        dims = ({2: torch.export.Dim('height', min=MIN_SIZE), 3: torch.export.Dim('width', min=MIN_SIZE)}, )
+        if not single:
+            dims[0][0] = torch.export.Dim('batch')
     output_names = list(getattr(model, 'output_names', [])) or None
     start = time.perf_counter()
     with use_backend('compiled'):  # the torch backend would unroll each scan into thousands of nodes
