@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .export import DeployError
+from .errors import DeployError
 
 __all__ = ['MaskRCNNDetections', 'OUTPUT_NAMES', 'decode_deltas', 'paste_masks', 'mmdet_detections',
            'compare_detections', 'compare_with_mmdet', 'TOLERANCES', 'within_tolerances']

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmmsvmamba.models import ImageNetClassifier, MSVMamba
+from .errors import DeployError
 
 __all__ = ['DeployError', 'build_model', 'export_onnx', 'EXAMPLE_SHAPE', 'MIN_SIZE']
 
@@ -34,10 +35,6 @@ EXAMPLE_SHAPE = (2, 3, 200, 232)
 # at least 2 rows and columns (v3 from 65 pixels, v1 from 68); torch.export specialises sizes of 1.
 MIN_SIZE = 68
 IMAGENET_PREPROCESS = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
-
-
-class DeployError(ValueError):
-    """A request that cannot be exported as given (unknown arch, unsupported model type, missing file)."""
 
 
 class _Logits(nn.Module):
