@@ -234,11 +234,6 @@ def official_classifier(scratch, device: str = 'cuda') -> tuple:
     return build_v3_tiny(vmamba).to(device), guard
 
 
-def default_scratch(out) -> Path:
-    return Path(out) / 'official_scratch'
-
-
-
 OFFICIAL_NAME = 'official v3 Tiny'
 
 
