@@ -239,8 +239,6 @@ def _metadata(model: nn.Module) -> dict:
     meta = {'mmmsvmamba.input': 'images: float32 (batch, 3, height, width), normalised as in mmmsvmamba.preprocess'}
     if getattr(model, 'preprocess', None):
         meta['mmmsvmamba.preprocess'] = json.dumps(model.preprocess)
-    from . import onnx_scan
-    meta['mmmsvmamba.max_scan_length'] = str(onnx_scan.MAX_LENGTH)
     return meta
 
 

@@ -1,14 +1,13 @@
 """The measurement behind docs/deploy.md's choice of scan formulation in ONNX Runtime.
 
-    python -m mmmsvmamba.deploy.measure formulations [--threads 2] [--repeats 7]
+    python -m mmmsvmamba.deploy.measure formulations [--threads 2] [--repeats 7] [--batch 8]
 
-``formulations`` exports one selective scan (the shapes of MSVMamba-T's stages at 224x224, batch 1) with each
+``formulations`` exports one selective scan (the shapes of MSVMamba-T's stages at 224x224) with each
 candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op. Whole models in
 onnxruntime against PyTorch: ``tools/benchmark.py classify --runtimes pytorch onnxruntime``.
 """
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -22,35 +21,37 @@ from onnxscript import opset20 as op
 
 from ..timing import time_runs
 from . import onnx_scan
-from .onnx_scan import _ints, _shift, doubling_scan, to_chunks, unrolled_chunks
+from .onnx_scan import _ints, _shift, doubling_loop, doubling_scan, to_chunks, unrolled_chunks
 
 # ----------------------------------------------------------------------------------------------------------------
-# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of (batch, D, L)
+# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D)
 
 
 def chunked(chunk: int):
     """The shipped formulation (:func:`onnx_scan.linear_recurrence`) with another chunk length."""
-    doublings = math.ceil(math.log2(onnx_scan.MAX_LENGTH / chunk))
-    return lambda log_decay, drive: onnx_scan.linear_recurrence(log_decay, drive, chunk, doublings)
+    return lambda log_decay, drive: onnx_scan.linear_recurrence(log_decay, drive, chunk)
 
 
-def doubling(log_decay, drive, doublings: int = int(math.log2(onnx_scan.MAX_LENGTH))):
-    """Hillis-Steele over the whole sequence: ``doublings`` steps, each a shift (Pad + Slice), Mul and Add on
-    (batch, D, L) tensors (what the unrolled PyTorch path becomes, with the step count fixed for dynamic L)."""
-    return doubling_scan(op.Exp(log_decay), drive, 3, 2, doublings)
-
-
-def chunked_doubling(log_decay, drive, chunk: int = 16):
-    """Chunks as shipped, but Hillis-Steele inside each chunk (log2(chunk) full-size steps) instead of unrolling."""
-    doublings = math.ceil(math.log2(onnx_scan.MAX_LENGTH / chunk))
+def fixed_doublings(log_decay, drive, chunk: int = onnx_scan.CHUNK, doublings: int = 14):
+    """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
+    to ``chunk * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
     log_decay, drive, length = to_chunks(log_decay, drive, chunk)
-    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
-    local = doubling_scan(op.Exp(log_decay), drive, 4, 3, int(math.log2(chunk)))
-    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
-    chunk_state = op.Slice(local, _ints(chunk - 1), _ints(chunk), _ints(3))
-    chunk_state = doubling_scan(chunk_decay, chunk_state, 4, 2, doublings)
-    h = op.Add(local, op.Mul(since_start, _shift(chunk_state, 4, 2, _ints(1))))
-    return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
+    since_start = op.Exp(op.CumSum(log_decay, _ints(2)))
+    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))
+    entering = _shift(doubling_scan(chunk_decay, state, 4, 1, doublings), 4, 1, _ints(1))
+    return _unchunk(op.Add(local, op.Mul(since_start, entering)), drive, length)
+
+
+def _unchunk(h, drive, length):
+    h = op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0))
+    return op.Slice(h, _ints(0), length, _ints(1))
+
+
+def doubling(log_decay, drive):
+    """Hillis-Steele over the whole sequence: ceil(log2(L)) steps in a Loop, each a shift (Pad + Slice), Mul and
+    Add on (batch, L, D) tensors."""
+    return doubling_loop(op.Exp(log_decay), drive, 3, 1)
 
 
 def _scan_body():
@@ -81,29 +82,27 @@ def _scan(decay, drive, axis: int):
 def scan_op(log_decay, drive):
     """ONNX ``Scan`` over the positions: a body of one Mul and one Add on (batch, D) slices per step."""
     decay = op.Exp(log_decay)
-    return op.Add(op.Mul(decay, _scan(decay, drive, 2)), drive)  # h_t = a_t h_{t-1} + x_t
+    return op.Add(op.Mul(decay, _scan(decay, drive, 1)), drive)  # h_t = a_t h_{t-1} + x_t
 
 
-def chunked_scan(log_decay, drive, chunk: int = 16):
+def chunked_scan(log_decay, drive, chunk: int = onnx_scan.CHUNK):
     """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
     log_decay, drive, length = to_chunks(log_decay, drive, chunk)
-    decay = op.Exp(log_decay)
-    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))
-    local, state = unrolled_chunks(decay, drive, chunk)
-    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))
-    entering = _scan(chunk_decay, state, 2)
-    h = op.Add(local, op.Mul(since_start, entering))
-    return op.Slice(op.Reshape(h, _ints(0, 0, -1)), _ints(0), length, _ints(2))
+    since_start = op.Exp(op.CumSum(log_decay, _ints(2)))
+    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))
+    entering = _scan(chunk_decay, state, 1)
+    return _unchunk(op.Add(local, op.Mul(since_start, entering)), drive, length)
 
 
 FORMULATIONS = {
+    'chunked-16, Loop across chunks (shipped)': onnx_scan.linear_recurrence,
     'chunked-8': chunked(8),
-    'chunked-16 (shipped)': onnx_scan.linear_recurrence,
     'chunked-32': chunked(32),
-    'chunked-16, doubling inside chunks': chunked_doubling,
+    'chunked-16, 14 fixed doublings across chunks': fixed_doublings,
+    'chunked-16, onnx Scan across chunks': chunked_scan,
     'doubling over the whole sequence': doubling,
     'onnx Scan over positions': scan_op,
-    'chunked-16, onnx Scan across chunks': chunked_scan,
 }
 
 
@@ -121,8 +120,11 @@ class _OneScan(torch.nn.Module):
 
 
 def _scan_inputs(batch, dim, length):
-    return (torch.randn(batch, dim, length), torch.randn(batch, dim, length), torch.randn(batch, 1, 1, length),
-            torch.randn(batch, 1, 1, length))
+    """u, delta (batch, dim, length) in channels-last memory, as MSVMamba's layers make them (the compiled op
+    would copy other layouts first), and B, C (batch, 1, 1, length)."""
+    def channels_last():
+        return torch.randn(batch, length, dim).transpose(1, 2)
+    return channels_last(), channels_last(), torch.randn(batch, 1, 1, length), torch.randn(batch, 1, 1, length)
 
 
 def export_one_scan(path: str, module: _OneScan, recurrence) -> None:
@@ -134,7 +136,7 @@ def export_one_scan(path: str, module: _OneScan, recurrence) -> None:
     program.save(path)
 
 
-def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> list:
+def compare_formulations(threads: int = 1, repeats: int = 15, batch: int = 1) -> list:
     """Milliseconds of process CPU time per scan (median of ``repeats``, alternating runtimes) for each
     formulation in onnxruntime and for the compiled op in PyTorch, and the error against the float64 reference.
 
@@ -143,7 +145,7 @@ def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> li
     from .onnxruntime import build_session
     from mmmsvmamba.ops.selective_scan import selective_scan_ref
     torch.set_num_threads(threads)
-    shapes = shapes or [(1, 96, 3136), (1, 192, 784), (1, 384, 196), (1, 96, 3 * 28 * 28)]
+    shapes = [(batch, 96, 3136), (batch, 192, 784), (batch, 384, 196), (batch, 96, 3 * 28 * 28)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, recurrence in FORMULATIONS.items():
@@ -157,7 +159,7 @@ def compare_formulations(threads: int = 1, repeats: int = 15, shapes=None) -> li
                 export_s = time.perf_counter() - start
                 session = build_session(path, threads, spinning=False)
                 inputs = _scan_inputs(batch, dim, length)
-                feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs)}
+                feed = {i.name: np.ascontiguousarray(t.numpy()) for i, t in zip(session.get_inputs(), inputs)}
                 out = session.run(None, feed)[0]
                 with torch.no_grad():
                     ref = selective_scan_ref(*[t.double() for t in inputs[:2]], module.A.double(),
@@ -183,8 +185,9 @@ def main(argv=None):
     form = sub.add_parser('formulations', help='time the candidate ONNX scan formulations')
     form.add_argument('--threads', type=int, default=1)
     form.add_argument('--repeats', type=int, default=15)
+    form.add_argument('--batch', type=int, default=1)
     args = parser.parse_args(argv)
-    compare_formulations(args.threads, args.repeats)
+    compare_formulations(args.threads, args.repeats, args.batch)
 
 
 if __name__ == '__main__':

@@ -9,19 +9,22 @@ shapes); :func:`translation_table` tells the exporter how to write each one as O
     h_t  = exp(dt_t A_d) h_{t-1} + dt_t B_{g,t} u_t,   h_{-1} = 0
     y_t  = C_{g,t} h_t + D_d u_t                       (float32)
 
-The recurrence is evaluated as a chunked scan (docs/deploy.md has the measurements behind the choice):
+The translation computes sequence-major, (batch, positions, D), and transposes the op's channel-major inputs once:
+onnxruntime's Split, Concat, Slice and Pad along a position axis then move blocks of D contiguous values instead of
+single elements, and the column-major routes of the half-resolution op become a swap of two outer axes (the same
+Transpose on (batch, D, Hb, Wb) maps, swapping the two innermost axes, runs 20-80 times slower per element in
+onnxruntime). docs/deploy.md has the measurements. The recurrence is a chunked scan:
 
 1. ``log a = dt A`` (no log is taken) and ``x = dt B u`` are computed for the whole sequence; the sequence is padded
    to a multiple of :data:`CHUNK` positions (``log a = 0``, ``x = 0``: padding at the end changes nothing before it)
-   and viewed as (..., chunks, CHUNK).
+   and viewed as (batch, chunks, CHUNK, D).
 2. Inside each chunk, h is advanced sequentially from a zero state, unrolled: CHUNK steps of one Mul and one Add on
-   (..., chunks) slices, all chunks at once. The decay accumulated since the chunk start is
+   (batch, chunks, 1, D) slices, all chunks at once. The decay accumulated since the chunk start is
    ``exp(cumsum(log a))``, which only multiplies factors in (0, 1] (no ``exp(-cumsum)``: it overflows as soon as
    the log-decay of a chunk passes -88, and trained channels reach -50 per step).
-3. Across chunks, the (decay, end state) summaries are combined by a Hillis-Steele scan of :data:`DOUBLINGS`
-   doubling steps (each a shift by Pad + Slice, a Mul and an Add). The count is fixed at export, so the graph is
-   exact for sequences of up to ``CHUNK * 2**DOUBLINGS`` positions (:data:`MAX_LENGTH`); extra steps on a shorter
-   sequence only combine with zeros.
+3. Across chunks, the (decay, end state) summaries are combined by a Hillis-Steele scan in an ONNX ``Loop`` of
+   ceil(log2(chunks)) steps, counted at run time (each a shift by Pad + Slice, a Mul and an Add): no length limit,
+   and no step wasted on the short sequences of the late stages.
 4. ``h = h_local + decay_since_chunk_start * state_entering_chunk``, then ``y = C h + D u``.
 
 The half-resolution op builds its three routes (row-major reversed, column-major, column-major reversed; see
@@ -37,13 +40,11 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'DOUBLINGS', 'MAX_LENGTH', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_scan',
-           'to_chunks', 'unrolled_chunks']
+__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_scan', 'doubling_loop', 'to_chunks',
+           'unrolled_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
-DOUBLINGS = 14  # Hillis-Steele steps across chunks
-MAX_LENGTH = CHUNK * 2**DOUBLINGS  # 262144: a full-res stage-1 map of 2048 x 2048 pixels; half-res routes fit 3x less
 _INT64_MIN = np.iinfo(np.int64).min
 
 
@@ -70,11 +71,6 @@ def _reverse(x, axis: int = -1):
     return op.Slice(x, _ints(-1), _ints(_INT64_MIN), _ints(axis), _ints(-1))
 
 
-def _per_channel(vector, extra_dims: int):
-    """(D,) parameter -> (D, 1, ...) broadcasting over ``extra_dims`` trailing axes."""
-    return op.Unsqueeze(vector, _ints(*range(1, extra_dims + 1)))
-
-
 def _softplus(x):
     """softplus(x) = max(x, 0) + log1p(exp(-|x|)), from vectorised elementwise operators.
 
@@ -89,38 +85,49 @@ def _softplus(x):
     return op.Add(op.Relu(x), log1p)
 
 
-def _grouped_shape(x, groups: int, dim: int):
-    """(batch, D, *positions) -> (batch, G, D / G, *positions), the view in which (batch, G, 1, ...) broadcasts."""
-    return op.Concat(op.Shape(x, start=0, end=1), _ints(groups, dim // groups), op.Shape(x, start=2), axis=0)
+def _sequence_major(x, rank: int):
+    """(batch, D, *positions) -> (batch, *positions, D): the layout the translation computes in (module docstring)."""
+    return op.Transpose(x, perm=[0, *range(2, rank), 1])
+
+
+def _channel_major(x, rank: int):
+    """(batch, *positions, D) -> (batch, D, *positions), the layout of the op's inputs and outputs."""
+    return op.Transpose(x, perm=[0, rank - 1, *range(1, rank - 1)])
+
+
+def _times_group_values(x, values, groups: int, dim: int):
+    """x (batch, *positions, D) times B or C (batch, G, 1, *positions), whose group g acts on the channels
+    [g D / G, (g + 1) D / G)."""
+    rank = len(values.shape) - 1  # of x
+    values = op.Cast(values, to=ir.DataType.FLOAT)
+    if groups == 1:  # (batch, *positions, 1) has the memory order of (batch, 1, 1, *positions): a free Reshape
+        return op.Mul(x, op.Reshape(values, op.Concat(op.Shape(values, start=0, end=1), op.Shape(values, start=3),
+                                                      _ints(1), axis=0)))
+    by_group = op.Reshape(x, op.Concat(op.Shape(x, start=0, end=-1), _ints(groups, dim // groups), axis=0))
+    return op.Reshape(op.Mul(by_group, op.Transpose(values, perm=[0, *range(3, rank + 1), 1, 2])), op.Shape(x))
 
 
 def _discretize(u, delta, A, B, delta_bias, delta_softplus: bool, groups: int, dim: int):
-    """log decay ``dt A`` and drive ``dt B u``, float32, in u's shape (B, D, *positions).
-
-    ``B`` is (batch, G, 1, *positions); with G > 1 the channels are viewed as (G, D / G) to broadcast it.
-    """
-    spatial = len(u.shape) - 2
-    u = op.Cast(u, to=ir.DataType.FLOAT)
-    dt = op.Cast(delta, to=ir.DataType.FLOAT)
+    """float32 u, log decay ``dt A`` and drive ``dt B u``, sequence-major (batch, *positions, D), from the op's
+    channel-major u, delta (batch, D, *positions) and B (batch, G, 1, *positions)."""
+    rank = len(u.shape)
+    u = _sequence_major(op.Cast(u, to=ir.DataType.FLOAT), rank)
+    dt = _sequence_major(op.Cast(delta, to=ir.DataType.FLOAT), rank)
     if delta_bias is not None:
-        dt = op.Add(dt, _per_channel(op.Cast(delta_bias, to=ir.DataType.FLOAT), spatial))
+        dt = op.Add(dt, op.Cast(delta_bias, to=ir.DataType.FLOAT))
     if delta_softplus:
         dt = _softplus(dt)
-    log_decay = op.Mul(dt, op.Reshape(op.Cast(A, to=ir.DataType.FLOAT), _ints(dim, *([1] * spatial))))
-    B = op.Cast(B, to=ir.DataType.FLOAT)
-    if groups == 1:
-        drive = op.Mul(op.Mul(dt, u), op.Squeeze(B, _ints(2)))
-    else:
-        drive = op.Reshape(op.Mul(op.Reshape(op.Mul(dt, u), _grouped_shape(u, groups, dim)), B), op.Shape(u))
-    return u, log_decay, drive
+    log_decay = op.Mul(dt, op.Reshape(op.Cast(A, to=ir.DataType.FLOAT), _ints(dim)))
+    return u, log_decay, _times_group_values(op.Mul(dt, u), B, groups, dim)
 
 
-def _apply_c(h, C, groups: int, dim: int, squeeze_axis: int = 2):
-    """C (batch, G, 1, *positions) times the states h (batch, D, *positions)."""
-    C = op.Cast(C, to=ir.DataType.FLOAT)
-    if groups == 1:
-        return op.Mul(h, op.Squeeze(C, _ints(squeeze_axis)))
-    return op.Reshape(op.Mul(op.Reshape(h, _grouped_shape(h, groups, dim)), C), op.Shape(h))
+def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0):
+    """y = C h + D u (sequence-major, float32); ``d_scale`` multiplies D (3 when three routes are summed)."""
+    y = _times_group_values(h, C, groups, dim)
+    if D is None:
+        return y
+    D = op.Cast(D, to=ir.DataType.FLOAT)
+    return op.Add(y, op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale))))
 
 
 def doubling_scan(decay, state, rank: int, axis: int, steps: int):
@@ -137,53 +144,106 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
     return state
 
 
+def _constant(name: str, array: np.ndarray) -> ir.Node:
+    node = ir.Node('', 'Constant', [], attributes=[ir.AttrTensor('value', ir.tensor(array))])
+    node.outputs[0].name = name
+    return node
+
+
+def _doubling_step_body(rank: int, axis: int) -> ir.Graph:
+    """The body of the ONNX ``Loop`` of :func:`doubling_loop`: one Hillis-Steele step with the shift ``offset``
+    (a 1-element int64, doubled for the next step), as :func:`doubling_scan` writes it unrolled."""
+    def value(name, dtype, shape=None):
+        return ir.Value(name=name, type=ir.TensorType(dtype), shape=None if shape is None else ir.Shape(shape))
+    step, keep_going = value('step', ir.DataType.INT64, []), value('keep_going', ir.DataType.BOOL, [])
+    state, decay = value('state', ir.DataType.FLOAT), value('decay', ir.DataType.FLOAT)
+    offset = value('offset', ir.DataType.INT64, [1])
+    nodes = [_constant('zeros_before', np.zeros(axis, np.int64)),
+             _constant('zeros_after', np.zeros(2 * rank - axis - 1, np.int64)),
+             _constant('start', np.zeros(1, np.int64)), _constant('axes', np.array([axis], np.int64)),
+             _constant('two', np.array([2], np.int64))]
+    consts = {n.outputs[0].name: n.outputs[0] for n in nodes}
+
+    def add(op_type, *inputs, **attributes):
+        node = ir.Node('', op_type, inputs, attributes=[ir.AttrInt64(k, v) for k, v in attributes.items()])
+        nodes.append(node)
+        return node.outputs[0]
+    length = add('Shape', state, start=axis, end=axis + 1)
+    pads = add('Concat', consts['zeros_before'], add('Min', offset, length), consts['zeros_after'], axis=0)
+
+    def shifted(x):
+        return add('Slice', add('Pad', x, pads), consts['start'], length, consts['axes'])
+    outputs = [add('Identity', keep_going), add('Add', state, add('Mul', decay, shifted(state))),
+               add('Mul', decay, shifted(decay)), add('Mul', offset, consts['two'])]
+    for output, name in zip(outputs, ('keep_going_out', 'state_out', 'decay_out', 'offset_out')):
+        output.name = name  # the exporter names only the main graph's values
+    for number, node in enumerate(nodes):
+        for output in node.outputs:
+            output.name = output.name or f'doubling_{number}'
+    return ir.Graph([step, keep_going, state, decay, offset], outputs, nodes=nodes,
+                    opset_imports={'': OPSET}, name='doubling_step')
+
+
+def doubling_loop(decay, state, rank: int, axis: int):
+    """:func:`doubling_scan` with exactly ceil(log2(length)) steps, counted at run time by an ONNX ``Loop``: no
+    length limit, and no steps wasted on short axes."""
+    length = op.Cast(op.Shape(state, start=axis, end=axis + 1), to=ir.DataType.DOUBLE)
+    steps = op.Cast(op.Ceil(op.Div(op.Log(length), op.Constant(value=ir.tensor(np.array(np.log(2.0)))))),
+                    to=ir.DataType.INT64)
+    keep_going = op.Constant(value=ir.tensor(np.array(True)))
+    # torch's own recorder call: onnxscript's op.Loop declares a single output, the Loop has one per carried value
+    from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
+    state, _, _ = call_op('Loop', op.Squeeze(steps), keep_going, state, decay, _ints(1), _num_outputs=3,
+                          body=_doubling_step_body(rank, axis))
+    return state
+
+
 def to_chunks(log_decay, drive, chunk: int):
-    """(batch, D, L) -> (batch, D, ceil(L / chunk), chunk), padded with log decay 0 and drive 0 (changing nothing
+    """(batch, L, D) -> (batch, ceil(L / chunk), chunk, D), padded with log decay 0 and drive 0 (changing nothing
     before the padding), and the length L."""
-    length = op.Shape(drive, start=-1)
+    length = op.Shape(drive, start=1, end=2)
     padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
-    pads = op.Concat(_ints(0, 0, 0, 0, 0), padding, axis=0)
-    chunks = _ints(0, 0, -1, chunk)
+    pads = op.Concat(_ints(0, 0, 0, 0), padding, _ints(0), axis=0)
+    chunks = op.Concat(_ints(0, -1, chunk), op.Shape(drive, start=2), axis=0)
     return op.Reshape(op.Pad(log_decay, pads), chunks), op.Reshape(op.Pad(drive, pads), chunks), length
 
 
 def unrolled_chunks(decay, drive, chunk: int):
-    """Step 2: the recurrence inside each chunk of (batch, D, n, chunk) values from a zero state, sequential and
-    unrolled over the chunk's positions (one Mul and one Add on (batch, D, n) slices each), all chunks at once.
-    Returns the states (batch, D, n, chunk) and those at the chunk ends (batch, D, n, 1)."""
-    decays = op.Split(decay, axis=3, num_outputs=chunk)
-    drives = op.Split(drive, axis=3, num_outputs=chunk)
+    """Step 2: the recurrence inside each chunk of (batch, n, chunk, D) values from a zero state, sequential and
+    unrolled over the chunk's positions (one Mul and one Add on (batch, n, 1, D) slices each), all chunks at once.
+    Returns the states (batch, n, chunk, D) and those at the chunk ends (batch, n, 1, D)."""
+    decays = op.Split(decay, axis=2, num_outputs=chunk)
+    drives = op.Split(drive, axis=2, num_outputs=chunk)
     state = drives[0]
     local = [state]
     for t in range(1, chunk):
         state = op.Add(op.Mul(decays[t], state), drives[t])
         local.append(state)
-    return op.Concat(*local, axis=3), state
+    return op.Concat(*local, axis=2), state
 
 
-def linear_recurrence(log_decay, drive, chunk: int = CHUNK, doublings: int = DOUBLINGS):
-    """h_t = exp(log_decay_t) h_{t-1} + drive_t along the last axis of two (batch, D, L) float32 values, h_{-1} = 0.
-
-    The chunked scan of the module docstring; exact for L <= ``chunk * 2**doublings``.
-    """
-    log_decay, drive, length = to_chunks(log_decay, drive, chunk)  # (batch, D, n, chunk)
+def linear_recurrence(log_decay, drive, chunk: int = CHUNK):
+    """h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of two (batch, L, D) float32 values, h_{-1} = 0: the
+    chunked scan of the module docstring."""
+    log_decay, drive, length = to_chunks(log_decay, drive, chunk)  # (batch, n, chunk, D)
     decay = op.Exp(log_decay)
-    since_start = op.Exp(op.CumSum(log_decay, _ints(3)))  # decay from the chunk start through position t
+    since_start = op.Exp(op.CumSum(log_decay, _ints(2)))  # decay from the chunk start through position t
 
     local, state = unrolled_chunks(decay, drive, chunk)
 
-    # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis
-    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(3))  # (batch, D, n, 1)
-    chunk_state = doubling_scan(chunk_decay, state, 4, 2, doublings)
-    entering = _shift(chunk_state, 4, 2, _ints(1))  # the state at the end of the previous chunk
+    # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis in a Loop
+    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))  # (batch, n, 1, D)
+    chunk_state = doubling_loop(chunk_decay, state, 4, 1)
+    entering = _shift(chunk_state, 4, 1, _ints(1))  # the state at the end of the previous chunk
 
     # 4. every position: its local state plus the entering state decayed to it
     h = op.Add(local, op.Mul(since_start, entering))
-    h = op.Reshape(h, _ints(0, 0, -1))
-    return op.Slice(h, _ints(0), length, _ints(2))
+    h = op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0))
+    return op.Slice(h, _ints(0), length, _ints(1))
 
 
 def _output(y, u, out_float: bool):
+    y = _channel_major(y, len(u.shape))
     return y if out_float else op.CastLike(y, u)
 
 
@@ -191,45 +251,37 @@ def _selective_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
     u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
-    y = _apply_c(recurrence(log_decay, drive), C, groups, dim)
-    if D is not None:
-        y = op.Add(y, op.Mul(u, _per_channel(op.Cast(D, to=ir.DataType.FLOAT), 1)))
-    return _output(y, u_in, out_float)
+    return _output(_finish(recurrence(log_decay, drive), u, C, D, groups, dim), u_in, out_float)
 
 
-def _routes(x, shape_bdl):
-    """(batch, D, Hb, Wb) -> (batch, D, 3 Hb Wb): row-major reversed, column-major, column-major reversed."""
-    row_major = op.Reshape(x, shape_bdl)
-    col_major = op.Reshape(op.Transpose(x, perm=[0, 1, 3, 2]), shape_bdl)
-    return op.Concat(_reverse(row_major), col_major, _reverse(col_major), axis=2)
+def _routes(x, dim: int):
+    """(batch, Hb, Wb, D) -> (batch, 3 Hb Wb, D): row-major reversed, column-major, column-major reversed."""
+    flat = _ints(0, -1, dim)
+    row_major = op.Reshape(x, flat)
+    col_major = op.Reshape(op.Transpose(x, perm=[0, 2, 1, 3]), flat)
+    return op.Concat(_reverse(row_major, 1), col_major, _reverse(col_major, 1), axis=1)
 
 
 def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
                    out_float: bool):
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
-    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
-    map_shape = op.Shape(u)
-    transposed_shape = op.Concat(op.Shape(u, start=0, end=2), op.Shape(u, start=3), op.Shape(u, start=2, end=3),
-                                 axis=0)
-    flat = _ints(0, 0, -1)
-    h = recurrence(_routes(log_decay, flat), _routes(drive, flat))
-    row_rev, col, col_rev = op.Split(h, axis=2, num_outputs=3)
-    maps = [op.Reshape(_reverse(row_rev), map_shape),
-            op.Transpose(op.Reshape(col, transposed_shape), perm=[0, 1, 3, 2]),
-            op.Transpose(op.Reshape(_reverse(col_rev), transposed_shape), perm=[0, 1, 3, 2])]
+    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
+    h = recurrence(_routes(log_decay, dim), _routes(drive, dim))
+    row_rev, col, col_rev = op.Split(h, axis=1, num_outputs=3)
+    row = op.Reshape(_reverse(row_rev, 1), op.Shape(u))
+    transposed_shape = op.Concat(op.Shape(u, start=0, end=1), op.Shape(u, start=2, end=3),
+                                 op.Shape(u, start=1, end=2), _ints(dim), axis=0)
+
+    def by_rows(col_route):  # a column-major route back to (batch, Hb, Wb, D)
+        return op.Transpose(op.Reshape(col_route, transposed_shape), perm=[0, 2, 1, 3])
     if sum_routes:
-        y = _apply_c(op.Add(op.Add(maps[0], maps[1]), maps[2]), C, groups, dim)
-        if D is not None:
-            y = op.Add(y, op.Mul(u, _per_channel(op.Mul(op.Cast(D, to=ir.DataType.FLOAT), _scalar(3.0)), 2)))
-        return _output(y, u_in, out_float)
-    routes = []
-    for h_route in maps:
-        y = _apply_c(h_route, C, groups, dim)
-        if D is not None:
-            y = op.Add(y, op.Mul(u, _per_channel(op.Cast(D, to=ir.DataType.FLOAT), 2)))
-        routes.append(op.Unsqueeze(y, _ints(1)))
-    return _output(op.Concat(*routes, axis=1), u_in, out_float)
+        h = op.Add(row, by_rows(op.Add(col, _reverse(col_rev, 1))))
+        return _output(_finish(h, u, C, D, groups, dim, d_scale=3.0), u_in, out_float)
+    routes = [_channel_major(_finish(h_route, u, C, D, groups, dim), 4)
+              for h_route in (row, by_rows(col), by_rows(_reverse(col_rev, 1)))]
+    y = op.Concat(*[op.Unsqueeze(y, _ints(1)) for y in routes], axis=1)
+    return y if out_float else op.CastLike(y, u_in)
 
 
 def translation_table(recurrence: Optional[Callable] = None) -> dict:
