@@ -96,11 +96,19 @@ class MS2D(nn.Module):
                                       sum_routes=self.version == 'v3')
         return full_out, half_out
 
+    def _project(self, x: torch.Tensor):
+        """in_proj: the scan input P and, when gated, z (else None)."""
+        if not self.gate:
+            return self.in_proj(x), None
+        if self.channels_last and torch.compiler.is_exporting():
+            # onnxruntime splits along the innermost axis slowly (as long as the projection itself at stage 1);
+            # two projections by the halves of the weight write each half directly
+            return tuple(F.linear(x, weight) for weight in self.in_proj.weight.chunk(2, dim=0))
+        return self.in_proj(x).chunk(2, dim=-1 if self.channels_last else 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) for v3, (B, H, W, C) for v1 -> the same shape."""
-        p = self.in_proj(x)
-        if self.gate:
-            p, z = p.chunk(2, dim=-1 if self.channels_last else 1)
+        p, z = self._project(x)
         if self.channels_last:
             p = p.permute(0, 3, 1, 2)
         full, half = self._scan(p)
