@@ -91,7 +91,7 @@ class MS2D(nn.Module):
         full = F.silu(self.conv2d(p))
         half = F.silu(self.conv2d_b1(p))
         full_args = self._route(full, self.full_res_route)
-        full_out = selective_scan_fn(*_as_sequences(full_args)).view_as(full)
+        full_out = _as_map(selective_scan_fn(*_as_sequences(full_args)), full)
         half_out = ms2d_half_res_scan(**self._route(half, 1 - self.full_res_route),
                                       sum_routes=self.version == 'v3')
         return full_out, half_out
@@ -131,5 +131,23 @@ class MS2D(nn.Module):
 def _as_sequences(route_args: dict):
     """Flatten the maps of :meth:`MS2D._route` row-major into selective_scan_fn's positional arguments."""
     a = route_args
-    return (a['u'].flatten(2), a['delta'].flatten(2), a['A'], a['B'].flatten(3), a['C'].flatten(3), a['D'],
+    return (_flat(a['u']), _flat(a['delta']), a['A'], a['B'].flatten(3), a['C'].flatten(3), a['D'],
             a['delta_bias'], a['delta_softplus'])
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H W). Under torch.export, written as the transpose of (B, H W, C): the ONNX
+    translation of the scan computes position-major, so its transpose cancels this one, and the one before the
+    flattening fuses into the convolution's output (docs/deploy.md, "The scan in ONNX"); the values are the same."""
+    if torch.compiler.is_exporting():
+        return x.permute(0, 2, 3, 1).flatten(1, 2).transpose(1, 2)
+    return x.flatten(2)
+
+
+def _as_map(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The scan output (B, C, H W) -> (B, C, H, W) shaped like ``like``; under torch.export through (B, H, W, C),
+    for the reason of :func:`_flat` (a v1 block's permute to (B, H, W, C) then cancels the last transpose)."""
+    if torch.compiler.is_exporting():
+        batch, channels, height, width = like.shape
+        return y.transpose(1, 2).reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+    return y.view_as(like)
