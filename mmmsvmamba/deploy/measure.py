@@ -1,10 +1,17 @@
 """The measurement behind docs/deploy.md's choice of scan formulation in ONNX Runtime.
 
     python -m mmmsvmamba.deploy.measure formulations [--threads 2] [--repeats 7] [--batch 8]
+    python -m mmmsvmamba.deploy.measure paired nano tiny [--batch 1 8] [--threads 2] [--pairs 15]
 
 ``formulations`` exports one selective scan (the shapes of MSVMamba-T's stages at 224x224) with each
-candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op. Whole models in
-onnxruntime against PyTorch: ``tools/benchmark.py classify --runtimes pytorch onnxruntime``.
+candidate ONNX formulation of the recurrence and times it in onnxruntime next to the compiled op.
+
+``paired`` compares whole classifiers in onnxruntime and PyTorch in one process, alternating one inference of each:
+both runtimes then see the same machine, and the median of the per-pair ratios holds where the ratio of two
+separate processes (``tools/benchmark.py classify --runtimes pytorch onnxruntime``, which also measures peak memory)
+moved by up to 30 % between repetitions on a shared virtual machine (docs/deploy.md, "Speed"). onnxruntime's
+threads do not spin here, so that they leave the cores to the PyTorch run that follows; that costs onnxruntime a
+little, never PyTorch.
 """
 import argparse
 import json
@@ -179,6 +186,44 @@ def compare_formulations(threads: int = 1, repeats: int = 15, batch: int = 1) ->
     return rows
 
 
+def compare_paired(archs, batches=(1, 8), threads: int = 2, pairs: int = 15, res: int = 224) -> list:
+    """Per arch and batch: PyTorch and onnxruntime milliseconds per inference (medians of ``pairs`` alternating
+    runs, after 2 warm-up runs each) and the median over the pairs of PyTorch's time / onnxruntime's (> 1: faster
+    in onnxruntime). Random weights, seeded; one export per arch, dynamic batch."""
+    from .export import build_model, export_onnx
+    from .onnxruntime import ort_infer_step
+    torch.set_num_threads(threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in archs:
+            torch.manual_seed(0)
+            model = build_model(arch=arch)
+            path = os.path.join(tmp, f'{arch}.onnx')
+            export_onnx(model, path)
+            for batch in batches:
+                images = torch.randn(batch, 3, res, res)
+                ort_step = ort_infer_step(path, images, threads, spinning=False)
+
+                def torch_step():
+                    with torch.no_grad():
+                        return model(images)
+                for _ in range(2):
+                    ort_step(), torch_step()
+                ort_s, torch_s = [], []
+                for _ in range(pairs):
+                    ort_s.append(time_runs(ort_step, 1)[0][0])
+                    torch_s.append(time_runs(torch_step, 1)[0][0])
+                row = dict(arch=arch, batch=batch, threads=threads, pairs=pairs,
+                           pytorch_ms=round(statistics.median(torch_s) * 1e3, 1),
+                           onnxruntime_ms=round(statistics.median(ort_s) * 1e3, 1),
+                           ratio=round(statistics.median(t / o for t, o in zip(torch_s, ort_s)), 3),
+                           ratio_quartiles=[round(q, 3) for q in statistics.quantiles(
+                               [t / o for t, o in zip(torch_s, ort_s)], n=4)[::2]])
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -186,8 +231,16 @@ def main(argv=None):
     form.add_argument('--threads', type=int, default=1)
     form.add_argument('--repeats', type=int, default=15)
     form.add_argument('--batch', type=int, default=1)
+    paired = sub.add_parser('paired', help='whole classifiers, onnxruntime and PyTorch alternating in one process')
+    paired.add_argument('archs', nargs='+')
+    paired.add_argument('--batch', type=int, nargs='+', default=[1, 8])
+    paired.add_argument('--threads', type=int, default=2)
+    paired.add_argument('--pairs', type=int, default=15)
     args = parser.parse_args(argv)
-    compare_formulations(args.threads, args.repeats, args.batch)
+    if args.command == 'paired':
+        compare_paired(args.archs, args.batch, args.threads, args.pairs)
+    else:
+        compare_formulations(args.threads, args.repeats, args.batch)
 
 
 if __name__ == '__main__':

@@ -261,3 +261,32 @@ def test_upernet_segmentor_matches_pytorch_at_new_sizes(tmp_path):
         assert errors['seg_mask'] < 1e-3, (height, width, errors)  # argmax: only near-ties may flip
         logits, mask = run(session, images)
         assert logits.shape == (2, 5, height, width) and mask.shape == (2, height, width)
+
+
+def _transposes_onnxruntime_keeps(path):
+    """The perms of the Transpose nodes left in the graph onnxruntime runs (all optimisations, as build_session)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = path + '.optimised.onnx'
+    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return [list(onnx.helper.get_attribute_value(a)) for n in onnx.load(options.optimized_model_filepath).graph.node
+            if n.op_type == 'Transpose' for a in n.attribute if a.name == 'perm']
+
+
+@pytest.mark.parametrize('family', ['v1', 'v3'])
+def test_no_slow_transposes(v1_classifier, tmp_path, family):
+    """docs/deploy.md, "The scan in ONNX", step 0: no Transpose that onnxruntime runs swaps the two innermost axes
+    (element by element, 20-80 times slower than moving channel blocks: the column-major routes of channel-major
+    maps did), and the scans' sequences are not transposed (their transposes cancel or fuse into the convolutions'
+    output reordering)."""
+    if family == 'v1':
+        path = v1_classifier[1]
+    else:
+        path = str(tmp_path / 'v3.onnx')
+        torch.manual_seed(0)
+        export_onnx(build_model(arch=TINY_V3, num_classes=10), path)
+    perms = _transposes_onnxruntime_keeps(path)
+    assert perms, 'expected some transposes (the routes of the half-resolution scans)'
+    for perm in perms:  # for the (B, D, L) -> (B, L, D) of a sequence, too: [0, 2, 1]
+        assert perm[-2:] != [len(perm) - 1, len(perm) - 2], perm
