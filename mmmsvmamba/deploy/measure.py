@@ -28,7 +28,7 @@ from onnxscript import opset20 as op
 
 from ..timing import time_runs
 from . import onnx_scan
-from .onnx_scan import _ints, _shift, doubling_loop, doubling_scan, to_chunks, unrolled_chunks
+from .onnx_scan import _ints, _shift, doubling_loop, to_chunks, unrolled_chunks
 
 # ----------------------------------------------------------------------------------------------------------------
 # Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D)
@@ -37,6 +37,20 @@ from .onnx_scan import _ints, _shift, doubling_loop, doubling_scan, to_chunks, u
 def chunked(chunk: int):
     """The shipped formulation (:func:`onnx_scan.linear_recurrence`) with another chunk length."""
     return lambda log_decay, drive: onnx_scan.linear_recurrence(log_decay, drive, chunk)
+
+
+def doubling_scan(decay, state, rank: int, axis: int, steps: int):
+    """Hillis-Steele along ``axis``: after step k, ``state`` holds the recurrence over the 2**(k+1) positions
+    ending at each index (exact for axis lengths up to 2**steps). Shifts are by min(2**k, length), so tensors keep
+    their length however long a shift the fixed step count asks for."""
+    length = op.Shape(state, start=axis, end=axis + 1)
+    for step in range(steps):
+        offset = op.Min(_ints(2**step), length)
+        pads = op.Concat(_ints(*([0] * axis)), offset, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
+        state = op.Add(state, op.Mul(decay, _shift(state, rank, axis, offset, length, pads)))
+        if step < steps - 1:
+            decay = op.Mul(decay, _shift(decay, rank, axis, offset, length, pads))
+    return state
 
 
 def fixed_doublings(log_decay, drive, chunk: int = onnx_scan.CHUNK, doublings: int = 14):
@@ -195,10 +209,10 @@ def compare_paired(archs, batches=(1, 8), threads: int = 2, pairs: int = 15, res
     torch.set_num_threads(threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in archs:
+        for index, arch in enumerate(archs):
             torch.manual_seed(0)
             model = build_model(arch=arch)
-            path = os.path.join(tmp, f'{arch}.onnx')
+            path = os.path.join(tmp, f'{index}.onnx')
             export_onnx(model, path)
             for batch in batches:
                 images = torch.randn(batch, 3, res, res)
@@ -236,9 +250,10 @@ def main(argv=None):
     paired.add_argument('--batch', type=int, nargs='+', default=[1, 8])
     paired.add_argument('--threads', type=int, default=2)
     paired.add_argument('--pairs', type=int, default=15)
+    paired.add_argument('--res', type=int, default=224)
     args = parser.parse_args(argv)
     if args.command == 'paired':
-        compare_paired(args.archs, args.batch, args.threads, args.pairs)
+        compare_paired(args.archs, args.batch, args.threads, args.pairs, args.res)
     else:
         compare_formulations(args.threads, args.repeats, args.batch)
 

@@ -40,8 +40,7 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_scan', 'doubling_loop', 'to_chunks',
-           'unrolled_chunks']
+__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_loop', 'to_chunks', 'unrolled_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -132,20 +131,6 @@ def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0):
     return op.Add(y, op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale))))
 
 
-def doubling_scan(decay, state, rank: int, axis: int, steps: int):
-    """Hillis-Steele along ``axis``: after step k, ``state`` holds the recurrence over the 2**(k+1) positions
-    ending at each index (exact for axis lengths up to 2**steps). Shifts are by min(2**k, length), so tensors keep
-    their length however long a shift the fixed step count asks for."""
-    length = op.Shape(state, start=axis, end=axis + 1)
-    for step in range(steps):
-        offset = op.Min(_ints(2**step), length)
-        pads = op.Concat(_ints(*([0] * axis)), offset, _ints(*([0] * (2 * rank - axis - 1))), axis=0)
-        state = op.Add(state, op.Mul(decay, _shift(state, rank, axis, offset, length, pads)))
-        if step < steps - 1:
-            decay = op.Mul(decay, _shift(decay, rank, axis, offset, length, pads))
-    return state
-
-
 def _constant(name: str, array: np.ndarray) -> ir.Node:
     node = ir.Node('', 'Constant', [], attributes=[ir.AttrTensor('value', ir.tensor(array))])
     node.outputs[0].name = name
@@ -154,7 +139,9 @@ def _constant(name: str, array: np.ndarray) -> ir.Node:
 
 def _doubling_step_body(rank: int, axis: int) -> ir.Graph:
     """The body of the ONNX ``Loop`` of :func:`doubling_loop`: one Hillis-Steele step with the shift ``offset``
-    (a 1-element int64, doubled for the next step), as :func:`doubling_scan` writes it unrolled."""
+    (a 1-element int64, doubled for the next step): ``state += decay * shifted(state)``,
+    ``decay *= shifted(decay)``, where ``shifted`` moves values ``min(offset, length)`` positions towards higher
+    indices, zeros entering first."""
     def value(name, dtype, shape=None):
         return ir.Value(name=name, type=ir.TensorType(dtype), shape=None if shape is None else ir.Shape(shape))
     step, keep_going = value('step', ir.DataType.INT64, []), value('keep_going', ir.DataType.BOOL, [])
@@ -187,8 +174,9 @@ def _doubling_step_body(rank: int, axis: int) -> ir.Graph:
 
 
 def doubling_loop(decay, state, rank: int, axis: int):
-    """:func:`doubling_scan` with exactly ceil(log2(length)) steps, counted at run time by an ONNX ``Loop``: no
-    length limit, and no steps wasted on short axes."""
+    """Hillis-Steele along ``axis``: after step k, ``state`` holds the recurrence over the 2**(k+1) positions ending
+    at each index. Exactly ceil(log2(length)) steps, counted at run time by an ONNX ``Loop``: no length limit, and no
+    step wasted on short axes."""
     length = op.Cast(op.Shape(state, start=axis, end=axis + 1), to=ir.DataType.DOUBLE)
     steps = op.Cast(op.Ceil(op.Div(op.Log(length), op.Constant(value=ir.tensor(np.array(np.log(2.0)))))),
                     to=ir.DataType.INT64)

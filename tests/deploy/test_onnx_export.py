@@ -290,3 +290,13 @@ def test_no_slow_transposes(v1_classifier, tmp_path, family):
     assert perms, 'expected some transposes (the routes of the half-resolution scans)'
     for perm in perms:  # for the (B, D, L) -> (B, L, D) of a sequence, too: [0, 2, 1]
         assert perm[-2:] != [len(perm) - 1, len(perm) - 2], perm
+
+
+def test_paired_measurement():
+    """deploy.measure paired: both runtimes timed on the same classifier, the ratio the median of the per-pair
+    ratios (so within their quartiles)."""
+    from mmmsvmamba.deploy import measure
+    row, = measure.compare_paired([TINY_V3], batches=(2,), threads=1, pairs=5, res=96)
+    assert row['batch'] == 2 and row['pairs'] == 5 and row['pytorch_ms'] > 0 and row['onnxruntime_ms'] > 0
+    low, high = row['ratio_quartiles']
+    assert low <= row['ratio'] <= high
