@@ -253,6 +253,12 @@ def main(argv=None):
     paired.add_argument('--res', type=int, default=224)
     args = parser.parse_args(argv)
     if args.command == 'paired':
+        from mmmsvmamba.models import MSVMamba
+        for arch in args.archs:  # before the first export, not minutes into the measurement
+            try:
+                MSVMamba.parse_arch(arch)
+            except (ValueError, TypeError) as error:
+                parser.error(str(error))
         compare_paired(args.archs, args.batch, args.threads, args.pairs, args.res)
     else:
         compare_formulations(args.threads, args.repeats, args.batch)

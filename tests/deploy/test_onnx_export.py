@@ -300,3 +300,11 @@ def test_paired_measurement():
     assert row['batch'] == 2 and row['pairs'] == 5 and row['pytorch_ms'] > 0 and row['onnxruntime_ms'] > 0
     low, high = row['ratio_quartiles']
     assert low <= row['ratio'] <= high
+
+
+def test_paired_measurement_refuses_an_unknown_arch_before_exporting(capsys):
+    from mmmsvmamba.deploy import measure
+    with pytest.raises(SystemExit) as exit_info:
+        measure.main(['paired', 'tiny', 'nanoo'])
+    assert exit_info.value.code == 2
+    assert "error: unknown MSVMamba arch 'nanoo'" in capsys.readouterr().err
