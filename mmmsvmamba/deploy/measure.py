@@ -14,6 +14,7 @@ threads do not spin here, so that they leave the cores to the PyTorch run that f
 little, never PyTorch.
 """
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -28,7 +29,7 @@ from onnxscript import opset20 as op
 
 from ..timing import time_runs
 from . import onnx_scan
-from .onnx_scan import _ints, _shift, doubling_loop, to_chunks, unrolled_chunks
+from .onnx_scan import _ints, _shift, doubling_loop
 
 # ----------------------------------------------------------------------------------------------------------------
 # Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D)
@@ -36,7 +37,7 @@ from .onnx_scan import _ints, _shift, doubling_loop, to_chunks, unrolled_chunks
 
 def chunked(chunk: int):
     """The shipped formulation (:func:`onnx_scan.linear_recurrence`) with another chunk length."""
-    return lambda log_decay, drive: onnx_scan.linear_recurrence(log_decay, drive, chunk)
+    return functools.partial(onnx_scan.linear_recurrence, chunk=chunk)
 
 
 def doubling_scan(decay, state, rank: int, axis: int, steps: int):
@@ -53,20 +54,12 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
     return state
 
 
-def fixed_doublings(log_decay, drive, chunk: int = onnx_scan.CHUNK, doublings: int = 14):
+def fixed_doublings(log_decay, drive, doublings: int = 14):
     """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
-    to ``chunk * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
-    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
-    since_start = op.Exp(op.CumSum(log_decay, _ints(2)))
-    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
-    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))
-    entering = _shift(doubling_scan(chunk_decay, state, 4, 1, doublings), 4, 1, _ints(1))
-    return _unchunk(op.Add(local, op.Mul(since_start, entering)), drive, length)
-
-
-def _unchunk(h, drive, length):
-    h = op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0))
-    return op.Slice(h, _ints(0), length, _ints(1))
+    to ``CHUNK * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
+    def across(chunk_decay, chunk_state):
+        return _shift(doubling_scan(chunk_decay, chunk_state, 4, 1, doublings), 4, 1, _ints(1))
+    return onnx_scan.linear_recurrence(log_decay, drive, across=across)
 
 
 def doubling(log_decay, drive):
@@ -106,14 +99,9 @@ def scan_op(log_decay, drive):
     return op.Add(op.Mul(decay, _scan(decay, drive, 1)), drive)  # h_t = a_t h_{t-1} + x_t
 
 
-def chunked_scan(log_decay, drive, chunk: int = onnx_scan.CHUNK):
+def chunked_scan(log_decay, drive):
     """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
-    log_decay, drive, length = to_chunks(log_decay, drive, chunk)
-    since_start = op.Exp(op.CumSum(log_decay, _ints(2)))
-    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
-    chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))
-    entering = _scan(chunk_decay, state, 1)
-    return _unchunk(op.Add(local, op.Mul(since_start, entering)), drive, length)
+    return onnx_scan.linear_recurrence(log_decay, drive, across=lambda chunk_decay, state: _scan(chunk_decay, state, 1))
 
 
 FORMULATIONS = {
@@ -227,12 +215,12 @@ def compare_paired(archs, batches=(1, 8), threads: int = 2, pairs: int = 15, res
                 for _ in range(pairs):
                     ort_s.append(time_runs(ort_step, 1)[0][0])
                     torch_s.append(time_runs(torch_step, 1)[0][0])
+                ratios = [t / o for t, o in zip(torch_s, ort_s)]
                 row = dict(arch=arch, batch=batch, threads=threads, pairs=pairs,
                            pytorch_ms=round(statistics.median(torch_s) * 1e3, 1),
                            onnxruntime_ms=round(statistics.median(ort_s) * 1e3, 1),
-                           ratio=round(statistics.median(t / o for t, o in zip(torch_s, ort_s)), 3),
-                           ratio_quartiles=[round(q, 3) for q in statistics.quantiles(
-                               [t / o for t, o in zip(torch_s, ort_s)], n=4)[::2]])
+                           ratio=round(statistics.median(ratios), 3),
+                           ratio_quartiles=[round(q, 3) for q in statistics.quantiles(ratios, n=4)[::2]])
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows

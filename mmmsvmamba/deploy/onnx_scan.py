@@ -40,7 +40,8 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'doubling_loop', 'to_chunks', 'unrolled_chunks']
+__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop', 'to_chunks',
+           'unrolled_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -212,19 +213,20 @@ def unrolled_chunks(decay, drive, chunk: int):
     return op.Concat(*local, axis=2), state
 
 
-def linear_recurrence(log_decay, drive, chunk: int = CHUNK):
+def entering_states(chunk_decay, chunk_state):
+    """Step 3: the state entering each chunk, (batch, n, 1, D), from each chunk's decay and end state (local, from
+    a zero start): the Hillis-Steele scan over the chunk axis in a Loop, shifted by one chunk."""
+    return _shift(doubling_loop(chunk_decay, chunk_state, 4, 1), 4, 1, _ints(1))
+
+
+def linear_recurrence(log_decay, drive, chunk: int = CHUNK, across: Callable = entering_states):
     """h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of two (batch, L, D) float32 values, h_{-1} = 0: the
-    chunked scan of the module docstring."""
+    chunked scan of the module docstring. ``across`` is step 3 (``deploy.measure`` passes the alternatives)."""
     log_decay, drive, length = to_chunks(log_decay, drive, chunk)  # (batch, n, chunk, D)
-    decay = op.Exp(log_decay)
     since_start = op.Exp(op.CumSum(log_decay, _ints(2)))  # decay from the chunk start through position t
-
-    local, state = unrolled_chunks(decay, drive, chunk)
-
-    # 3. across chunks: (decay, end state) of each chunk, Hillis-Steele over the chunk axis in a Loop
+    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
     chunk_decay = op.Slice(since_start, _ints(chunk - 1), _ints(chunk), _ints(2))  # (batch, n, 1, D)
-    chunk_state = doubling_loop(chunk_decay, state, 4, 1)
-    entering = _shift(chunk_state, 4, 1, _ints(1))  # the state at the end of the previous chunk
+    entering = across(chunk_decay, state)
 
     # 4. every position: its local state plus the entering state decayed to it
     h = op.Add(local, op.Mul(since_start, entering))
