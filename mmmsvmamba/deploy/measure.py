@@ -57,8 +57,8 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
 def fixed_doublings(log_decay, drive, doublings: int = 14):
     """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
     to ``CHUNK * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
-    def across(chunk_decay, chunk_state):
-        return _shift(doubling_scan(chunk_decay, chunk_state, 4, 1, doublings), 4, 1, _ints(1))
+    def across(chunk_log_decay, chunk_state):
+        return _shift(doubling_scan(op.Exp(chunk_log_decay), chunk_state, 4, 1, doublings), 4, 1, _ints(1))
     return onnx_scan.linear_recurrence(log_decay, drive, across=across)
 
 
@@ -101,11 +101,14 @@ def scan_op(log_decay, drive):
 
 def chunked_scan(log_decay, drive):
     """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
-    return onnx_scan.linear_recurrence(log_decay, drive, across=lambda chunk_decay, state: _scan(chunk_decay, state, 1))
+    return onnx_scan.linear_recurrence(log_decay, drive,
+                                       across=lambda chunk_log_decay, state: _scan(op.Exp(chunk_log_decay), state, 1))
 
 
 FORMULATIONS = {
-    'chunked-16, Loop across chunks (shipped)': onnx_scan.linear_recurrence,
+    'chunked-16, chunks of chunks, Loop across those (shipped)': onnx_scan.linear_recurrence,
+    'chunked-16, Loop across chunks': functools.partial(onnx_scan.linear_recurrence,
+                                                        across=onnx_scan.entering_states),
     'chunked-8': chunked(8),
     'chunked-32': chunked(32),
     'chunked-16, 14 fixed doublings across chunks': fixed_doublings,
