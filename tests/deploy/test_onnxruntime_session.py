@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+pytest.importorskip('onnx', reason='the deploy extras are not installed (requirements/deploy.txt)')
 pytest.importorskip('onnxruntime', reason='the deploy extras are not installed (requirements/deploy.txt)')
 import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
