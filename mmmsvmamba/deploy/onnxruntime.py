@@ -8,7 +8,6 @@ Stock onnxruntime runs the files: the scan ops are translated into standard ONNX
 library is registered.
 """
 import ctypes
-import ctypes.util
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -50,9 +49,9 @@ def _return_freed_heap() -> None:
     resident after creating the session, 421 MB after this call (docs/deploy.md, "Peak memory"). With another C
     library this does nothing: its allocator decides.
     """
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library('c')).malloc_trim
-    except (OSError, AttributeError, TypeError):
+    try:  # the C library already loaded into this process (ctypes.util.find_library would start a subprocess)
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
         return
     trim(0)
 
