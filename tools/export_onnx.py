@@ -5,6 +5,7 @@
         [--checkpoint CKPT] [--cfg-options KEY=VALUE ...]
     python tools/export_onnx.py --config configs/mask_rcnn_msvmamba_t_1x.py out/mask_rcnn_t.onnx [--checkpoint CKPT]
     python tools/export_onnx.py --arch tiny out/msvmamba_t.onnx --verify 256x320
+    python tools/export_onnx.py --arch base out/msvmamba_b.onnx --external-data    # + out/msvmamba_b.onnx.data
 
 Batch, height and width stay dynamic. ``--verify HxW`` runs the file in onnxruntime on a random batch of that size
 and prints the largest difference from PyTorch, relative to the output's largest magnitude (for a Mask R-CNN: the
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-classes', type=int, default=1000, help='with --arch: classes of the head')
     parser.add_argument('--cfg-options', nargs='+', type=_option, default=[], metavar='KEY=VALUE',
                         help='override config entries (values are JSON when they parse as JSON)')
+    parser.add_argument('--external-data', action='store_true',
+                        help='write the weights to OUTPUT.data beside the graph: onnxruntime maps them from that '
+                        'file, which halves the peak memory of creating a session (keep the two files together)')
     parser.add_argument('--verify', type=_size, metavar='HxW', help='check against PyTorch at this input size')
     parser.add_argument('--batch', type=int, default=1, help='batch of the --verify check (a detector: 1)')
     args = parser.parse_args(argv)
@@ -79,8 +83,9 @@ def main(argv=None) -> int:
         model = build_model(arch=args.arch, config=args.config, checkpoint=args.checkpoint,
                             backbone_only=args.backbone_only, num_classes=args.num_classes,
                             cfg_options=dict(args.cfg_options) or None)
-        info = export_onnx(model, args.output)
-    print(f'wrote {info["path"]}: {info["nodes"]} nodes, opset {info["opset"]}, inputs {info["inputs"]}, '
+        info = export_onnx(model, args.output, external_data=args.external_data)
+    weights = f' (weights in {info["weights"]})' if info['weights'] else ''
+    print(f'wrote {info["path"]}{weights}: {info["nodes"]} nodes, opset {info["opset"]}, inputs {info["inputs"]}, '
           f'outputs {info["outputs"]}, {info["export_s"]} s')
     if args.verify and getattr(model, 'single_image', False):
         _verify_detector(model, args.output, args.verify)

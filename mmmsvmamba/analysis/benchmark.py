@@ -419,9 +419,10 @@ def benchmark_classifiers(models: Sequence[str], peers: Sequence[str], modes: Se
 
 
 def export_classifier(arch: str, path: str) -> float:
-    """Export the ImageNet classifier of ``arch`` (random weights: timing only) to ``path``; the seconds it took."""
+    """Export the ImageNet classifier of ``arch`` (random weights: timing only) to ``path``, its weights as external
+    data (the layout with the lower peak memory, docs/deploy.md); the seconds it took."""
     from ..deploy import build_model, export_onnx
-    return export_onnx(build_model(arch=arch), path)['export_s']
+    return export_onnx(build_model(arch=arch), path, external_data=True)['export_s']
 
 
 def runtime_ratios(results: Sequence[dict], models: Sequence[str]) -> List[dict]:

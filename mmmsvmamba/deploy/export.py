@@ -191,9 +191,13 @@ def build_model(arch=None, config: Optional[str] = None, checkpoint: Optional[st
 
 
 def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAMPLE_SHAPE,
-                dynamic: bool = True, opset: Optional[int] = None) -> dict:
+                dynamic: bool = True, opset: Optional[int] = None, external_data: bool = False) -> dict:
     """Write ``model`` (from :func:`build_model`, or any module whose MSVMamba backbones use the compiled ops)
-    to ``path`` as ONNX; returns dict(path, export_s, nodes, opset, inputs, outputs).
+    to ``path`` as ONNX; returns dict(path, export_s, nodes, opset, inputs, outputs, weights).
+
+    ``external_data`` writes the weights to ``path + '.data'`` beside the graph (``weights`` names that file, else
+    None): onnxruntime then maps them from the file instead of copying them out of the parsed graph, which halves
+    the peak memory of creating a session (docs/deploy.md, "Peak memory"). The two files go together.
 
     The compiled scan op must be built (``python -m mmmsvmamba.ops.check``): the export keeps its two ops as
     single nodes and translates them (:mod:`mmmsvmamba.deploy.onnx_scan`); the PyTorch fallback would instead be
@@ -226,12 +230,13 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     for key, value in _metadata(model).items():
         program.model.metadata_props[key] = value
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    program.save(path, external_data=False)
+    program.save(path, external_data=external_data)
     export_s = time.perf_counter() - start
-    proto = onnx.load(path)
-    onnx.checker.check_model(proto)
-    return dict(path=path, export_s=round(export_s, 1), nodes=len(proto.graph.node), opset=opset,
-                inputs=[i.name for i in proto.graph.input], outputs=[o.name for o in proto.graph.output])
+    onnx.checker.check_model(path)
+    graph = onnx.load(path, load_external_data=False).graph
+    return dict(path=path, export_s=round(export_s, 1), nodes=len(graph.node), opset=opset,
+                inputs=[i.name for i in graph.input], outputs=[o.name for o in graph.output],
+                weights=path + '.data' if external_data else None)
 
 
 def _metadata(model: nn.Module) -> dict:
@@ -244,11 +249,16 @@ def _metadata(model: nn.Module) -> dict:
 
 def _light_optimize(model) -> None:
     """Constant folding and clean-up passes of onnxscript's optimizer, without its pattern rewriter (which takes
-    minutes on these graphs and finds nothing that onnxruntime's own graph optimisations do not)."""
+    minutes on these graphs and finds nothing that onnxruntime's own graph optimisations do not).
+
+    Folding has no size limit: what is computed from the weights alone (the 1x1 convolution weights reshaped from
+    the Linear2d parameters, the depthwise weights plus their identity tap) is stored computed. onnxruntime would
+    fold it at every session creation, holding both copies at once (MSVMamba-B: +155 MB of peak)."""
     import onnx_ir.passes.common as passes
     from onnxscript.optimizer import _constant_folding
-    for step in (_constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=8192,
-                                                     output_size_limit=8192),
+    unlimited = 2**62
+    for step in (_constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=unlimited,
+                                                     output_size_limit=unlimited),
                  passes.RemoveUnusedNodesPass(), passes.LiftConstantsToInitializersPass(lift_all_constants=True,
                                                                                        size_limit=0),
                  passes.DeduplicateInitializersPass(), passes.CommonSubexpressionEliminationPass()):
