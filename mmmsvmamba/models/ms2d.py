@@ -102,8 +102,10 @@ class MS2D(nn.Module):
             return self.in_proj(x), None
         if self.channels_last and torch.compiler.is_exporting():
             # onnxruntime splits along the innermost axis slowly (as long as the projection itself at stage 1);
-            # two projections by the halves of the weight write each half directly
-            return tuple(F.linear(x, weight) for weight in self.in_proj.weight.chunk(2, dim=0))
+            # two projections by the halves of the weight write each half directly; the halves are sliced (not
+            # chunked: the export folds single-output nodes, so the file stores each half as its own weight)
+            half = self.in_proj.weight.shape[0] // 2
+            return F.linear(x, self.in_proj.weight[:half]), F.linear(x, self.in_proj.weight[half:])
         return self.in_proj(x).chunk(2, dim=-1 if self.channels_last else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
