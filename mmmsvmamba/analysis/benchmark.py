@@ -16,8 +16,8 @@ idle core). CPU figures compare models measured side by side, not with the GPU a
 
 Two runtimes (``Case.runtime``): ``'pytorch'`` and, for inference of our classifiers on CPU, ``'onnxruntime'``:
 the classifier exported once to ONNX (:mod:`mmmsvmamba.deploy`, in the calling process, so that the export's
-memory is not in the measurement's peak), then timed by the same protocol, its session given the protocol's
-threads. Rows say their ``runtime``.
+memory is not in the measurement's peak; its weights as external data, the layout with the lower peak), then timed
+by the same protocol, its session given the protocol's threads. Rows say their ``runtime``.
 
 Three measurements, each returning ``dict(results=[rows], ...)``: :func:`benchmark_classifiers` (ours and the
 peers at one size, with throughput ratios to the peers and, with both runtimes, onnxruntime's to PyTorch's),
