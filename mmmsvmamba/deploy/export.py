@@ -232,8 +232,9 @@ def export_onnx(model: nn.Module, path: str, example_shape: Sequence[int] = EXAM
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     program.save(path, external_data=external_data)
     export_s = time.perf_counter() - start
-    onnx.checker.check_model(path)
-    graph = onnx.load(path, load_external_data=False).graph
+    proto = onnx.load(path)  # with the external data, if any: one read serves the check and the counts
+    onnx.checker.check_model(proto)
+    graph = proto.graph
     return dict(path=path, export_s=round(export_s, 1), nodes=len(graph.node), opset=opset,
                 inputs=[i.name for i in graph.input], outputs=[o.name for o in graph.output],
                 weights=path + '.data' if external_data else None)
