@@ -32,7 +32,8 @@ from . import onnx_scan
 from .onnx_scan import _ints, _shift, doubling_loop
 
 # ----------------------------------------------------------------------------------------------------------------
-# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D)
+# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D); each takes
+# and returns the parts of one sequence (lists), as onnx_scan.linear_recurrence does
 
 
 def chunked(chunk: int):
@@ -54,12 +55,20 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
     return state
 
 
-def fixed_doublings(log_decay, drive, doublings: int = 14):
+def fixed_doublings(log_decays, drives, doublings: int = 14):
     """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
     to ``CHUNK * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
     def across(chunk_log_decay, chunk_state):
         return _shift(doubling_scan(op.Exp(chunk_log_decay), chunk_state, 4, 1, doublings), 4, 1, _ints(1))
-    return onnx_scan.linear_recurrence(log_decay, drive, across=across)
+    return onnx_scan.linear_recurrence(log_decays, drives, across=across)
+
+
+def _one_part(recurrence):
+    """A formulation written for one (batch, L, D) sequence, for the one-part sequences of :class:`_OneScan`."""
+    def parts(log_decays, drives):
+        (log_decay, ), (drive, ) = log_decays, drives
+        return [recurrence(log_decay, drive)]
+    return parts
 
 
 def doubling(log_decay, drive):
@@ -99,9 +108,9 @@ def scan_op(log_decay, drive):
     return op.Add(op.Mul(decay, _scan(decay, drive, 1)), drive)  # h_t = a_t h_{t-1} + x_t
 
 
-def chunked_scan(log_decay, drive):
+def chunked_scan(log_decays, drives):
     """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
-    return onnx_scan.linear_recurrence(log_decay, drive,
+    return onnx_scan.linear_recurrence(log_decays, drives,
                                        across=lambda chunk_log_decay, state: _scan(op.Exp(chunk_log_decay), state, 1))
 
 
@@ -113,8 +122,8 @@ FORMULATIONS = {
     'chunked-32': chunked(32),
     'chunked-16, 14 fixed doublings across chunks': fixed_doublings,
     'chunked-16, onnx Scan across chunks': chunked_scan,
-    'doubling over the whole sequence': doubling,
-    'onnx Scan over positions': scan_op,
+    'doubling over the whole sequence': _one_part(doubling),
+    'onnx Scan over positions': _one_part(scan_op),
 }
 
 

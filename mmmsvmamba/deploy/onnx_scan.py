@@ -1,8 +1,9 @@
-"""ONNX translations of the two compiled scan ops, built from standard ONNX operators (no custom-op library).
+"""ONNX translations of the compiled scan ops, built from standard ONNX operators (no custom-op library).
 
-``torch.onnx.export(..., dynamo=True)`` sees ``mmmsvmamba::selective_scan_fwd`` and
-``mmmsvmamba::ms2d_half_res_scan_fwd`` as opaque nodes of the exported program (their fake kernels give the
-shapes); :func:`translation_table` tells the exporter how to write each one as ONNX. The math is the op's
+``torch.onnx.export(..., dynamo=True)`` sees ``mmmsvmamba::selective_scan_fwd``,
+``mmmsvmamba::ms2d_half_res_scan_fwd`` and ``mmmsvmamba::ms2d_block_scan_fwd`` (both scans of an MS2D block, which
+an exported block calls) as opaque nodes of the exported program (their fake kernels give the shapes);
+:func:`translation_table` tells the exporter how to write each one as ONNX. The math is the op's
 (:func:`mmmsvmamba.ops.selective_scan_ref`), per batch b, channel d, group g, position t::
 
     dt_t = softplus(delta_t + delta_bias_d)     (if delta_softplus; torch returns x above 20, and so do we)
@@ -15,9 +16,9 @@ single elements, and the column-major routes of the half-resolution op become a 
 Transpose on (batch, D, Hb, Wb) maps, swapping the two innermost axes, runs 20-80 times slower per element in
 onnxruntime). docs/deploy.md has the measurements. The recurrence is a chunked scan:
 
-1. ``log a = dt A`` (no log is taken) and ``x = dt B u`` are computed for the whole sequence; the sequence is padded
-   to a multiple of :data:`CHUNK` positions (``log a = 0``, ``x = 0``: padding at the end changes nothing before it)
-   and viewed as (batch, chunks, CHUNK, D).
+1. ``log a = dt A`` (no log is taken) and ``x = dt B u`` are computed for the whole sequence, which may come in
+   parts (the routes below); one Concat joins the parts and pads them to a multiple of :data:`CHUNK` positions
+   (``log a = 0``, ``x = 0``: padding at the end changes nothing before it), viewed as (batch, chunks, CHUNK, D).
 2. Inside each chunk, h is advanced sequentially from a zero state, unrolled: CHUNK steps of one Mul and one Add on
    (batch, chunks, 1, D) slices, all chunks at once. The decay accumulated since the chunk start is
    ``exp(cumsum(log a))``, which only multiplies factors in (0, 1] (no ``exp(-cumsum)``: it overflows as soon as
@@ -26,12 +27,18 @@ onnxruntime). docs/deploy.md has the measurements. The recurrence is a chunked s
    positions: it is scanned the same way (chunks of chunks, unrolled inside), and across those by a Hillis-Steele
    scan in an ONNX ``Loop`` of ceil(log2(L / CHUNK**2)) steps, counted at run time (each a shift by Pad + Slice, a
    Mul and an Add): no length limit, and no step wasted on the short sequences of the late stages.
-4. ``h = h_local + decay_since_chunk_start * state_entering_chunk``, then ``y = C h + D u``.
+4. ``h = h_local + decay_since_chunk_start * state_entering_chunk``, cut back into the parts by one Split, then
+   ``y = C h + D u``.
 
 The half-resolution op builds its three routes (row-major reversed, column-major, column-major reversed; see
 :mod:`mmmsvmamba.ops.ms2d_routes`) with Reshape, Transpose and reversing Slices, scans them as ONE sequence, and
 merges them back. Only ``log a`` and ``x`` are routed: C and D act per map position, so they are applied after the
 merge (``y = C * sum_routes(h) + 3 D u`` when the routes are summed).
+
+The block op scans its full-res sequence and its three half-res routes as one sequence too, with one position
+between them at which the state restarts from zero (``log a`` = :data:`RESTART_LOG_DECAY`, whose exp is 0, and
+``x = 0``): exactly the two scans, with one set of chunked-scan nodes per block instead of two (about 110 nodes
+fewer) and the padding and cutting copies of one sequence instead of two.
 """
 from typing import Callable, Optional
 
@@ -46,6 +53,8 @@ __all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'entering
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
+# exp() of it is 0 in float32, so the state after a position with this log decay (and drive 0) is 0 (_restart)
+RESTART_LOG_DECAY = -1e4
 _INT64_MIN = np.iinfo(np.int64).min
 
 
@@ -189,18 +198,29 @@ def doubling_loop(decay, state, rank: int, axis: int):
     return state
 
 
-def to_chunks(log_decay, drive, chunk: int):
-    """(batch, L, D) -> (batch, ceil(L / chunk), chunk, D), padded with log decay 0 and drive 0 (changing nothing
-    before the padding), and the length L. The padding is a Concat with a block of zeros, not a Pad: onnxruntime
-    copies with Concat on both threads, with Pad on one (3.2 M values: 0.55 against 1.0 ms)."""
-    length = op.Shape(drive, start=1, end=2)
+def to_chunks(log_decays: list, drives: list, chunk: int):
+    """Parts (batch, L_i, D) of one sequence -> the sequence (batch, ceil(L / chunk), chunk, D), L = sum L_i, padded
+    with log decay 0 and drive 0 (changing nothing before the padding), and the part lengths with the padding's
+    last (the sizes that cut the result back into the parts). The parts and the padding are joined by one Concat,
+    which is also the padding's only copy (a Pad copies on one onnxruntime thread, a Concat on all)."""
+    lengths = [op.Shape(part, start=1, end=2) for part in drives]
+    length = lengths[0]
+    for part_length in lengths[1:]:
+        length = op.Add(length, part_length)
     padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
-    zeros = op.ConstantOfShape(op.Concat(op.Shape(drive, start=0, end=1), padding, op.Shape(drive, start=2), axis=0))
-    chunks = op.Concat(_ints(0, -1, chunk), op.Shape(drive, start=2), axis=0)
+    first = drives[0]
+    zeros = op.ConstantOfShape(op.Concat(op.Shape(first, start=0, end=1), padding, op.Shape(first, start=2), axis=0))
+    chunks = op.Concat(_ints(0, -1, chunk), op.Shape(first, start=2), axis=0)
 
-    def padded(x):
-        return op.Reshape(op.Concat(x, zeros, axis=1), chunks)
-    return padded(log_decay), padded(drive), length
+    def joined(parts):
+        return op.Reshape(op.Concat(*parts, zeros, axis=1), chunks)
+    return joined(log_decays), joined(drives), op.Concat(*lengths, padding, axis=0)
+
+
+def _cut(h, sizes, parts: int) -> list:
+    """(batch, L + padding, D) -> its ``parts`` parts of the given ``sizes``, without the padding (one Split)."""
+    from torch.onnx._internal.exporter._torchlib.ops.hop import call_op  # op.Split cannot count runtime sizes
+    return list(call_op('Split', h, sizes, axis=1, _num_outputs=parts + 1))[:parts]
 
 
 def unrolled_chunks(decay, drive, chunk: int):
@@ -229,26 +249,26 @@ def chunks_of_chunks(chunk_log_decay, chunk_state):
     :func:`entering_states` across those: the Loop then runs on CHUNK times fewer values, and log2(CHUNK) = 4
     steps fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n)."""
     squeeze = _ints(2)
-    states = linear_recurrence(op.Squeeze(chunk_log_decay, squeeze), op.Squeeze(chunk_state, squeeze),
-                               across=entering_states)
+    states, = linear_recurrence([op.Squeeze(chunk_log_decay, squeeze)], [op.Squeeze(chunk_state, squeeze)],
+                                across=entering_states)
     return _shift(op.Unsqueeze(states, squeeze), 4, 1, _ints(1))
 
 
-def linear_recurrence(log_decay, drive, chunk: int = CHUNK, across: Optional[Callable] = None):
-    """h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of two (batch, L, D) float32 values, h_{-1} = 0: the
-    chunked scan of the module docstring. ``across`` is step 3, ``(chunk log decay, chunk end state) -> state
-    entering the chunk``, all (batch, n, 1, D): :func:`chunks_of_chunks` by default (``deploy.measure`` passes
-    the alternatives)."""
+def linear_recurrence(log_decays: list, drives: list, chunk: int = CHUNK, across: Optional[Callable] = None) -> list:
+    """h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1, h_{-1} = 0, over one sequence given as its parts
+    (lists of (batch, L_i, D) float32 values, joined in order): the chunked scan of the module docstring. Returns
+    h cut into the same parts. ``across`` is step 3, ``(chunk log decay, chunk end state) -> state entering the
+    chunk``, all (batch, n, 1, D): :func:`chunks_of_chunks` by default (``deploy.measure`` passes the
+    alternatives)."""
     across = across or chunks_of_chunks
-    log_decay, drive, length = to_chunks(log_decay, drive, chunk)  # (batch, n, chunk, D)
+    log_decay, drive, sizes = to_chunks(log_decays, drives, chunk)  # (batch, n, chunk, D)
     log_since_start = op.CumSum(log_decay, _ints(2))  # log decay from the chunk start through position t
     local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
     entering = across(op.Slice(log_since_start, _ints(chunk - 1), _ints(chunk), _ints(2)), state)
 
     # 4. every position: its local state plus the entering state decayed to it
     h = op.Add(local, op.Mul(op.Exp(log_since_start), entering))
-    h = op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0))
-    return op.Slice(h, _ints(0), length, _ints(1))
+    return _cut(op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0)), sizes, len(drives))
 
 
 def _output(y, u, out_float: bool):
@@ -260,24 +280,22 @@ def _selective_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
     u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
-    return _output(_finish(recurrence(log_decay, drive), u, C, D, groups, dim), u_in, out_float)
+    h, = recurrence([log_decay], [drive])
+    return _output(_finish(h, u, C, D, groups, dim), u_in, out_float)
 
 
-def _routes(x, dim: int):
-    """(batch, Hb, Wb, D) -> (batch, 3 Hb Wb, D): row-major reversed, column-major, column-major reversed."""
+def _routes(x, dim: int) -> list:
+    """(batch, Hb, Wb, D) -> the three routes (batch, Hb Wb, D): row-major reversed, column-major, column-major
+    reversed (scanned as one sequence in this order)."""
     flat = _ints(0, -1, dim)
     row_major = op.Reshape(x, flat)
     col_major = op.Reshape(op.Transpose(x, perm=[0, 2, 1, 3]), flat)
-    return op.Concat(_reverse(row_major, 1), col_major, _reverse(col_major, 1), axis=1)
+    return [_reverse(row_major, 1), col_major, _reverse(col_major, 1)]
 
 
-def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
-                   out_float: bool):
-    dim, groups = A.shape[0], B.shape[1]
-    u_in = u
-    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
-    h = recurrence(_routes(log_decay, dim), _routes(drive, dim))
-    row_rev, col, col_rev = op.Split(h, axis=1, num_outputs=3)
+def _merge_routes(routes: list, u, u_in, C, D, groups: int, dim: int, sum_routes: bool, out_float: bool):
+    """The three scanned routes (batch, Hb Wb, D) and u (batch, Hb, Wb, D) -> the half-res op's output."""
+    row_rev, col, col_rev = routes
     row = op.Reshape(_reverse(row_rev, 1), op.Shape(u))
     transposed_shape = op.Concat(op.Shape(u, start=0, end=1), op.Shape(u, start=2, end=3),
                                  op.Shape(u, start=1, end=2), _ints(dim), axis=0)
@@ -293,14 +311,48 @@ def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus:
     return y if out_float else op.CastLike(y, u_in)
 
 
+def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
+                   out_float: bool):
+    dim, groups = A.shape[0], B.shape[1]
+    u_in = u
+    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
+    routes = recurrence(_routes(log_decay, dim), _routes(drive, dim))
+    return _merge_routes(routes, u, u_in, C, D, groups, dim, sum_routes, out_float)
+
+
+def _restart(like):
+    """A position at which the recurrence restarts from h = 0: log decay :data:`RESTART_LOG_DECAY` and drive 0,
+    (batch, 1, D) like ``like`` (batch, L, D)."""
+    shape = op.Concat(op.Shape(like, start=0, end=1), _ints(1), op.Shape(like, start=2), axis=0)
+    return (op.ConstantOfShape(shape, value=ir.tensor(np.array([RESTART_LOG_DECAY], np.float32))),
+            op.ConstantOfShape(shape))
+
+
+def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
+    """Both scans of an MS2D block, ``full`` and ``half`` the (u, delta, A, B, C, D, delta_bias) of the two ops,
+    as ONE sequence: the full-res sequence, a restart position, the three half-res routes (module docstring)."""
+    dim, groups = full[2].shape[0], full[3].shape[1]
+
+    def discretize(u, delta, A, B, C, D, delta_bias):
+        return _discretize(u, delta, A, B, delta_bias, True, groups, dim)
+    full_u, full_log_decay, full_drive = discretize(*full)
+    half_u, half_log_decay, half_drive = discretize(*half)
+    restart_log_decay, restart_drive = _restart(full_drive)
+    full_h, _, *routes = recurrence([full_log_decay, restart_log_decay, *_routes(half_log_decay, dim)],
+                                    [full_drive, restart_drive, *_routes(half_drive, dim)])
+    full_y = _output(_finish(full_h, full_u, full[4], full[5], groups, dim), full[0], True)
+    return full_y, _merge_routes(routes, half_u, half[0], half[4], half[5], groups, dim, sum_routes, True)
+
+
 def translation_table(recurrence: Optional[Callable] = None) -> dict:
     """``custom_translation_table`` for :func:`torch.onnx.export`: the compiled scan ops -> ONNX translations.
 
     Args:
-        recurrence: ``(log_decay, drive) -> h`` on (batch, D, L) ONNX values; defaults to
+        recurrence: ``(log_decays, drives) -> hs``, the parts of one sequence as lists of (batch, L_i, D) ONNX
+            values (as :func:`linear_recurrence`); defaults to
             :func:`linear_recurrence` (``mmmsvmamba.deploy.measure`` passes the alternatives it compares).
     """
-    from mmmsvmamba.ops import compiled  # noqa: F401  (registers the ops and their fake kernels)
+    from mmmsvmamba.ops import block_scan, compiled  # noqa: F401  (register the ops and their fake kernels)
     recurrence = recurrence or linear_recurrence
 
     def selective_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: Optional[FLOAT] = None,
@@ -316,7 +368,15 @@ def translation_table(recurrence: Optional[Callable] = None) -> dict:
         or (B, 3, D, Hb, Wb) stacked in route order."""
         return _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float)
 
+    def ms2d_block_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: FLOAT, delta_bias: FLOAT,
+                            half_u: FLOAT, half_delta: FLOAT, half_A: FLOAT, half_B: FLOAT, half_C: FLOAT,
+                            half_D: FLOAT, half_delta_bias: FLOAT, sum_routes: bool):
+        """The two scans of an MS2D block (:func:`mmmsvmamba.ops.ms2d_block_scan`) as one recurrence."""
+        return _block_scan(recurrence, (u, delta, A, B, C, D, delta_bias),
+                           (half_u, half_delta, half_A, half_B, half_C, half_D, half_delta_bias), sum_routes)
+
     return {
         torch.ops.mmmsvmamba.selective_scan_fwd.default: selective_scan_fwd,
         torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd.default: ms2d_half_res_scan_fwd,
+        torch.ops.mmmsvmamba.ms2d_block_scan_fwd.default: ms2d_block_scan_fwd,
     }

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops import ms2d_half_res_scan, selective_scan_fn
+from ..ops import ms2d_block_scan, ms2d_half_res_scan, selective_scan_fn
 from .layers import LayerNorm2d, Linear2d, SqueezeExcite, pointwise
 
 D_STATE = 1  # every released MSVMamba uses d_state = 1; the compiled kernels are specialised for it
@@ -90,29 +90,38 @@ class MS2D(nn.Module):
         """
         full = F.silu(self.conv2d(p))
         half = F.silu(self.conv2d_b1(p))
-        full_args = self._route(full, self.full_res_route)
-        full_out = _as_map(selective_scan_fn(*_as_sequences(full_args)), full)
-        half_out = ms2d_half_res_scan(**self._route(half, 1 - self.full_res_route),
-                                      sum_routes=self.version == 'v3')
-        return full_out, half_out
+        full_args = _as_sequences(self._route(full, self.full_res_route))
+        half_args = self._route(half, 1 - self.full_res_route)
+        sum_routes = self.version == 'v3'
+        if torch.compiler.is_exporting():  # one op for both scans: ONNX scans them as one sequence
+            half_args = tuple(half_args[key] for key in ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias'))
+            full_out, half_out = ms2d_block_scan(full_args[:7], half_args, sum_routes)
+        else:
+            full_out = selective_scan_fn(*full_args)
+            half_out = ms2d_half_res_scan(**half_args, sum_routes=sum_routes)
+        return _as_map(full_out, full), half_out
 
     def _project(self, x: torch.Tensor):
-        """in_proj: the scan input P and, when gated, z (else None)."""
-        if not self.gate:
-            return self.in_proj(x), None
+        """in_proj: the scan input P (B, Di, H, W) and, when gated, z in the block's layout (else None)."""
         if self.channels_last and torch.compiler.is_exporting():
-            # onnxruntime splits along the innermost axis slowly (as long as the projection itself at stage 1);
-            # two projections by the halves of the weight write each half directly; the halves are sliced (not
-            # chunked: the export folds single-output nodes, so the file stores each half as its own weight)
-            half = self.in_proj.weight.shape[0] // 2
-            return F.linear(x, self.in_proj.weight[:half]), F.linear(x, self.in_proj.weight[half:])
-        return self.in_proj(x).chunk(2, dim=-1 if self.channels_last else 1)
+            # P as a 1x1 convolution of the permuted input: onnxruntime then reorders the C input channels once
+            # into its blocked layout (the permute fuses into that reorder) and the depthwise convolutions read
+            # P in it, where permuting P (Di = 2C channels) cost a transpose and a reorder (docs/deploy.md);
+            # z by its half of the weight (onnxruntime splits along the innermost axis slowly); the halves are
+            # sliced, not chunked: the export folds single-output nodes, so the file stores each as its own weight
+            inner = self.inner
+            weight = self.in_proj.weight
+            p = pointwise(x.permute(0, 3, 1, 2), weight[:inner])
+            return p, F.linear(x, weight[inner:]) if self.gate else None
+        if not self.gate:
+            p, z = self.in_proj(x), None
+        else:
+            p, z = self.in_proj(x).chunk(2, dim=-1 if self.channels_last else 1)
+        return (p.permute(0, 3, 1, 2) if self.channels_last else p), z
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) for v3, (B, H, W, C) for v1 -> the same shape."""
         p, z = self._project(x)
-        if self.channels_last:
-            p = p.permute(0, 3, 1, 2)
         full, half = self._scan(p)
         size = full.shape[-2:]
         if self.channels_last:

@@ -87,7 +87,8 @@ def test_backbone_exports_with_the_compiled_ops():
     x = torch.randn(1, 3, 64, 72)
     program = torch.export.export(model, (x,))
     targets = {str(node.target) for node in program.graph.nodes if node.op == 'call_function'}
-    assert {'mmmsvmamba.selective_scan_fwd.default', 'mmmsvmamba.ms2d_half_res_scan_fwd.default'} <= targets
+    # an exported block calls both scans as one op (ops.block_scan); running the program runs its eager kernel
+    assert 'mmmsvmamba.ms2d_block_scan_fwd.default' in targets
     with torch.no_grad():
         expected = model(x)
         outs = program.module()(x)
