@@ -30,8 +30,12 @@ def _block_scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: to
 @_block_scan_fwd.register_fake
 def _block_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, half_u, half_delta, half_A, half_B, half_C, half_D,
                          half_delta_bias, sum_routes):
-    half_shape = half_u.shape if sum_routes else (half_u.shape[0], 3, *half_u.shape[1:])
-    return u.new_empty(u.shape, dtype=torch.float32), half_u.new_empty(half_shape, dtype=torch.float32)
+    # the two ops' own fake kernels (shapes, dtypes and the kernels' strides); imported here, not at module level,
+    # so that importing mmmsvmamba.ops still does not load the extension
+    from .compiled import _half_res_fwd_fake, _selective_scan_fwd_fake
+    return (_selective_scan_fwd_fake(u, delta, A, B, C, D, delta_bias, True, True),
+            _half_res_fwd_fake(half_u, half_delta, half_A, half_B, half_C, half_D, half_delta_bias, True, sum_routes,
+                               True))
 
 
 def ms2d_block_scan(full: tuple, half: tuple, sum_routes: bool) -> Tuple[torch.Tensor, torch.Tensor]:
