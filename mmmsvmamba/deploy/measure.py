@@ -32,8 +32,8 @@ from . import onnx_scan
 from .onnx_scan import _ints, _shift, doubling_loop
 
 # ----------------------------------------------------------------------------------------------------------------
-# Candidate formulations of h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1 of (batch, L, D); each takes
-# and returns the parts of one sequence (lists), as onnx_scan.linear_recurrence does
+# Candidate formulations of h_t = decay_t h_{t-1} + drive_t over a sequence given as source rows and their order;
+# each takes (decays, drives, order) and returns an onnx_scan.Scanned, as onnx_scan.linear_recurrence does
 
 
 def chunked(chunk: int):
@@ -55,26 +55,26 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
     return state
 
 
-def fixed_doublings(log_decays, drives, doublings: int = 14):
+def fixed_doublings(decays, drives, order, doublings: int = 14):
     """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
     to ``CHUNK * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
-    def across(chunk_log_decay, chunk_state):
-        return _shift(doubling_scan(op.Exp(chunk_log_decay), chunk_state, 4, 1, doublings), 4, 1, _ints(1))
-    return onnx_scan.linear_recurrence(log_decays, drives, across=across)
+    def across(chunk_decay, chunk_state):
+        return _shift(doubling_scan(chunk_decay, chunk_state, 4, 2, doublings), 4, 2, _ints(1))
+    return onnx_scan.linear_recurrence(decays, drives, order, across=across)
 
 
-def _one_part(recurrence):
-    """A formulation written for one (batch, L, D) sequence, for the one-part sequences of :class:`_OneScan`."""
-    def parts(log_decays, drives):
-        (log_decay, ), (drive, ) = log_decays, drives
-        return [recurrence(log_decay, drive)]
-    return parts
+def _in_order(recurrence):
+    """A formulation written for one (batch, L, D) sequence in position order: the sequence is gathered first."""
+    def scanned(decays, drives, order):
+        h = recurrence(op.Gather(decays, order, axis=1), op.Gather(drives, order, axis=1))
+        return onnx_scan.Scanned(h, lambda positions: positions)
+    return scanned
 
 
-def doubling(log_decay, drive):
+def doubling(decay, drive):
     """Hillis-Steele over the whole sequence: ceil(log2(L)) steps in a Loop, each a shift (Pad + Slice), Mul and
     Add on (batch, L, D) tensors."""
-    return doubling_loop(op.Exp(log_decay), drive, 3, 1)
+    return doubling_loop(decay, drive, 3, 1)
 
 
 def _scan_body():
@@ -102,16 +102,15 @@ def _scan(decay, drive, axis: int):
     return entering
 
 
-def scan_op(log_decay, drive):
+def scan_op(decay, drive):
     """ONNX ``Scan`` over the positions: a body of one Mul and one Add on (batch, D) slices per step."""
-    decay = op.Exp(log_decay)
     return op.Add(op.Mul(decay, _scan(decay, drive, 1)), drive)  # h_t = a_t h_{t-1} + x_t
 
 
-def chunked_scan(log_decays, drives):
-    """Chunks as shipped, unrolled inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
-    return onnx_scan.linear_recurrence(log_decays, drives,
-                                       across=lambda chunk_log_decay, state: _scan(op.Exp(chunk_log_decay), state, 1))
+def chunked_scan(decays, drives, order):
+    """Chunks as shipped, stepped inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
+    return onnx_scan.linear_recurrence(decays, drives, order,
+                                       across=lambda chunk_decay, state: _scan(chunk_decay, state, 2))
 
 
 FORMULATIONS = {
@@ -122,8 +121,8 @@ FORMULATIONS = {
     'chunked-32': chunked(32),
     'chunked-16, 14 fixed doublings across chunks': fixed_doublings,
     'chunked-16, onnx Scan across chunks': chunked_scan,
-    'doubling over the whole sequence': _one_part(doubling),
-    'onnx Scan over positions': _one_part(scan_op),
+    'doubling over the whole sequence': _in_order(doubling),
+    'onnx Scan over positions': _in_order(scan_op),
 }
 
 

@@ -10,37 +10,37 @@ an exported block calls) as opaque nodes of the exported program (their fake ker
     h_t  = exp(dt_t A_d) h_{t-1} + dt_t B_{g,t} u_t,   h_{-1} = 0
     y_t  = C_{g,t} h_t + D_d u_t                       (float32)
 
-The translation computes sequence-major, (batch, positions, D), and transposes the op's channel-major inputs once:
-onnxruntime's Split, Concat, Slice and Pad along a position axis then move blocks of D contiguous values instead of
-single elements, and the column-major routes of the half-resolution op become a swap of two outer axes (the same
-Transpose on (batch, D, Hb, Wb) maps, swapping the two innermost axes, runs 20-80 times slower per element in
-onnxruntime). docs/deploy.md has the measurements. The recurrence is a chunked scan:
+The translation computes sequence-major, (batch, positions, D), and transposes the op's channel-major inputs once
+(onnxruntime fuses most of these transposes into the convolutions' output reordering; docs/deploy.md has the
+measurements). The recurrence is a chunked scan over a sequence given as **source rows and their order**: the
+(batch, R, D) decays and drives of the rows, and the int64 row of each position. The routes of the half-resolution
+op and the joined sequences of the block op are such orders, so no copy of a route is ever made:
 
-1. ``log a = dt A`` (no log is taken) and ``x = dt B u`` are computed for the whole sequence, which may come in
-   parts (the routes below); one Concat joins the parts and pads them to a multiple of :data:`CHUNK` positions
-   (``log a = 0``, ``x = 0``: padding at the end changes nothing before it), viewed as (batch, chunks, CHUNK, D).
-2. Inside each chunk, h is advanced sequentially from a zero state, unrolled: CHUNK steps of one Mul and one Add on
-   (batch, chunks, 1, D) slices, all chunks at once. The decay accumulated since the chunk start is
-   ``exp(cumsum(log a))``, which only multiplies factors in (0, 1] (no ``exp(-cumsum)``: it overflows as soon as
-   the log-decay of a chunk passes -88, and trained channels reach -50 per step).
-3. Across chunks, the (log decay, end state) summaries are a linear recurrence of their own, over L / CHUNK
-   positions: it is scanned the same way (chunks of chunks, unrolled inside), and across those by a Hillis-Steele
-   scan in an ONNX ``Loop`` of ceil(log2(L / CHUNK**2)) steps, counted at run time (each a shift by Pad + Slice, a
-   Mul and an Add): no length limit, and no step wasted on the short sequences of the late stages.
-4. ``h = h_local + decay_since_chunk_start * state_entering_chunk``, cut back into the parts by one Split, then
+1. ``a = exp(dt A)`` and ``x = dt B u`` are computed once per source row.
+2. The positions are cut into chunks of :data:`CHUNK`; the sequence is padded to whole chunks (padding positions
+   read row 0: they come after every real position, so what they compute reaches none). One ``Gather`` per step t
+   of a chunk reads a and x of step t of every chunk, (batch, 1, n, D). Inside the chunks the recurrence is
+   advanced step by step, unrolled: one Mul and one Add per step, all chunks at once; this gives each chunk's end
+   state from a zero start, and the product of its decays (only factors in (0, 1] are multiplied: no overflow).
+3. Across chunks, the (decay, end state) summaries are a linear recurrence of their own, over L / CHUNK positions:
+   it is scanned the same way (chunks of chunks), and across those by a Hillis-Steele scan in an ONNX ``Loop`` of
+   ceil(log2(L / CHUNK**2)) steps, counted at run time (each a shift by Pad + Slice, a Mul and an Add): no length
+   limit, and no step wasted on the short sequences of the late stages.
+4. The chunks are advanced a second time, from the state entering each: every state is then computed by the
+   sequential recurrence itself. The states are joined step-major, (batch, CHUNK n, D); :class:`Scanned` gathers
+   those of any positions (one ``Gather``: the full-res sequence, or the three routes at each map position), and
    ``y = C h + D u``.
 
-The half-resolution op builds its three routes (row-major reversed, column-major, column-major reversed; see
-:mod:`mmmsvmamba.ops.ms2d_routes`) with Reshape, Transpose and reversing Slices, scans them as ONE sequence, and
-merges them back. Only ``log a`` and ``x`` are routed: C and D act per map position, so they are applied after the
-merge (``y = C * sum_routes(h) + 3 D u`` when the routes are summed).
+The half-resolution op scans its three routes (row-major reversed, column-major, column-major reversed; see
+:mod:`mmmsvmamba.ops.ms2d_routes`) as ONE sequence over the rows of its map, and gathers the states of the three
+routes at each map position back (batch, 3, Hb Wb, D). C and D act per map position, so they are applied after that
+(``y = C * sum_routes(h) + 3 D u`` when the routes are summed).
 
-The block op scans its full-res sequence and its three half-res routes as one sequence too, with one position
-between them at which the state restarts from zero (``log a`` = :data:`RESTART_LOG_DECAY`, whose exp is 0, and
-``x = 0``): exactly the two scans, with one set of chunked-scan nodes per block instead of two (about 110 nodes
-fewer) and the padding and cutting copies of one sequence instead of two.
+The block op scans its full-res sequence and its three half-res routes as one sequence too, over the rows of both
+(and one zero row), with one position between them that reads the zero row: its decay 0 restarts the state from
+zero, so the result is exactly the two scans, with one set of chunked-scan nodes per block instead of two.
 """
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import onnx_ir as ir
@@ -48,14 +48,11 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'OPSET', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop', 'to_chunks',
-           'unrolled_chunks', 'chunks_of_chunks']
+__all__ = ['CHUNK', 'OPSET', 'Scanned', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop',
+           'chunks_of_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
-# exp() of it is 0 in float32, so the state after a position with this log decay (and drive 0) is 0 (_restart)
-RESTART_LOG_DECAY = -1e4
-_INT64_MIN = np.iinfo(np.int64).min
 
 
 def _ints(*values) -> ir.Value:
@@ -75,10 +72,6 @@ def _shift(x, rank: int, axis: int, amount, length=None, pads=None):
     if length is None:
         length = op.Shape(x, start=axis, end=axis + 1)
     return op.Slice(op.Pad(x, pads), _ints(0), length, _ints(axis))
-
-
-def _reverse(x, axis: int = -1):
-    return op.Slice(x, _ints(-1), _ints(_INT64_MIN), _ints(axis), _ints(-1))
 
 
 def _softplus(x):
@@ -106,20 +99,23 @@ def _channel_major(x, rank: int):
     return op.Transpose(x, perm=[0, rank - 1, *range(1, rank - 1)])
 
 
-def _times_group_values(x, values, groups: int, dim: int):
+def _times_group_values(x, values, groups: int, dim: int, stacked: bool = False):
     """x (batch, *positions, D) times B or C (batch, G, 1, *positions), whose group g acts on the channels
-    [g D / G, (g + 1) D / G)."""
-    rank = len(values.shape) - 1  # of x
+    [g D / G, (g + 1) D / G); ``stacked``: x is (batch, 3, *positions, D), the three routes, which share the
+    values."""
+    rank = len(values.shape) - 1  # of x without the route axis
     values = op.Cast(values, to=ir.DataType.FLOAT)
+    route_axis = [_ints(1)] if stacked else []
     if groups == 1:  # (batch, *positions, 1) has the memory order of (batch, 1, 1, *positions): a free Reshape
-        return op.Mul(x, op.Reshape(values, op.Concat(op.Shape(values, start=0, end=1), op.Shape(values, start=3),
-                                                      _ints(1), axis=0)))
+        return op.Mul(x, op.Reshape(values, op.Concat(op.Shape(values, start=0, end=1), *route_axis,
+                                                      op.Shape(values, start=3), _ints(1), axis=0)))
     by_group = op.Reshape(x, op.Concat(op.Shape(x, start=0, end=-1), _ints(groups, dim // groups), axis=0))
-    return op.Reshape(op.Mul(by_group, op.Transpose(values, perm=[0, *range(3, rank + 1), 1, 2])), op.Shape(x))
+    values = op.Transpose(values, perm=[0, *range(3, rank + 1), 1, 2])
+    return op.Reshape(op.Mul(by_group, op.Unsqueeze(values, _ints(1)) if stacked else values), op.Shape(x))
 
 
 def _discretize(u, delta, A, B, delta_bias, delta_softplus: bool, groups: int, dim: int):
-    """float32 u, log decay ``dt A`` and drive ``dt B u``, sequence-major (batch, *positions, D), from the op's
+    """float32 u, decay ``exp(dt A)`` and drive ``dt B u``, sequence-major (batch, *positions, D), from the op's
     channel-major u, delta (batch, D, *positions) and B (batch, G, 1, *positions)."""
     rank = len(u.shape)
     u = _sequence_major(op.Cast(u, to=ir.DataType.FLOAT), rank)
@@ -128,17 +124,19 @@ def _discretize(u, delta, A, B, delta_bias, delta_softplus: bool, groups: int, d
         dt = op.Add(dt, op.Cast(delta_bias, to=ir.DataType.FLOAT))
     if delta_softplus:
         dt = _softplus(dt)
-    log_decay = op.Mul(dt, op.Reshape(op.Cast(A, to=ir.DataType.FLOAT), _ints(dim)))
-    return u, log_decay, _times_group_values(op.Mul(dt, u), B, groups, dim)
+    decay = op.Exp(op.Mul(dt, op.Reshape(op.Cast(A, to=ir.DataType.FLOAT), _ints(dim))))
+    return u, decay, _times_group_values(op.Mul(dt, u), B, groups, dim)
 
 
-def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0):
-    """y = C h + D u (sequence-major, float32); ``d_scale`` multiplies D (3 when three routes are summed)."""
-    y = _times_group_values(h, C, groups, dim)
+def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0, stacked: bool = False):
+    """y = C h + D u (sequence-major, float32); ``d_scale`` multiplies D (3 when three routes are summed);
+    ``stacked``: h holds the three routes, (batch, 3, *positions, D)."""
+    y = _times_group_values(h, C, groups, dim, stacked)
     if D is None:
         return y
     D = op.Cast(D, to=ir.DataType.FLOAT)
-    return op.Add(y, op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale))))
+    d_u = op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale)))
+    return op.Add(y, op.Unsqueeze(d_u, _ints(1)) if stacked else d_u)
 
 
 def _constant(name: str, array: np.ndarray) -> ir.Node:
@@ -198,77 +196,88 @@ def doubling_loop(decay, state, rank: int, axis: int):
     return state
 
 
-def to_chunks(log_decays: list, drives: list, chunk: int):
-    """Parts (batch, L_i, D) of one sequence -> the sequence (batch, ceil(L / chunk), chunk, D), L = sum L_i, padded
-    with log decay 0 and drive 0 (changing nothing before the padding), and the part lengths with the padding's
-    last (the sizes that cut the result back into the parts). The parts and the padding are joined by one Concat,
-    which is also the padding's only copy (a Pad copies on one onnxruntime thread, a Concat on all)."""
-    lengths = [op.Shape(part, start=1, end=2) for part in drives]
-    length = lengths[0]
-    for part_length in lengths[1:]:
-        length = op.Add(length, part_length)
-    padding = op.Mod(op.Sub(_ints(chunk), op.Mod(length, _ints(chunk))), _ints(chunk))
-    first = drives[0]
-    zeros = op.ConstantOfShape(op.Concat(op.Shape(first, start=0, end=1), padding, op.Shape(first, start=2), axis=0))
-    chunks = op.Concat(_ints(0, -1, chunk), op.Shape(first, start=2), axis=0)
-
-    def joined(parts):
-        return op.Reshape(op.Concat(*parts, zeros, axis=1), chunks)
-    return joined(log_decays), joined(drives), op.Concat(*lengths, padding, axis=0)
+def _range(length) -> ir.Value:
+    """0, 1, ..., length - 1 (int64) for a 1-element int64 ``length``."""
+    return op.Range(op.Constant(value=ir.tensor(np.array(0, np.int64))), op.Squeeze(length),
+                    op.Constant(value=ir.tensor(np.array(1, np.int64))))
 
 
-def _cut(h, sizes, parts: int) -> list:
-    """(batch, L + padding, D) -> its ``parts`` parts of the given ``sizes``, without the padding (one Split)."""
-    from torch.onnx._internal.exporter._torchlib.ops.hop import call_op  # op.Split cannot count runtime sizes
-    return list(call_op('Split', h, sizes, axis=1, _num_outputs=parts + 1))[:parts]
+def _step_major_rows(order, chunk: int):
+    """The sequence's source rows ``order`` (L,) -> (chunk, n) with n = ceil(L / chunk): entry (t, c) is the row of
+    position c chunk + t, step t of chunk c (padding positions past L read row 0: they come after every real
+    position, so what they compute reaches none). Returns it and n (1-element int64)."""
+    length = op.Shape(order)
+    chunks = op.Div(op.Add(length, _ints(chunk - 1)), _ints(chunk))
+    padded_length = op.Mul(chunks, _ints(chunk))
+    padded = op.Concat(order, op.ConstantOfShape(op.Sub(padded_length, length),
+                                                 value=ir.tensor(np.zeros(1, np.int64))), axis=0)
+    flat = _range(padded_length)  # row r of the step-major result holds position (r mod n) chunk + r div n
+    positions = op.Add(op.Mul(op.Mod(flat, chunks), _ints(chunk)), op.Div(flat, chunks))
+    return op.Reshape(op.Gather(padded, positions), op.Concat(_ints(chunk), chunks, axis=0)), chunks
 
 
-def unrolled_chunks(decay, drive, chunk: int):
-    """Step 2: the recurrence inside each chunk of (batch, n, chunk, D) values from a zero state, sequential and
-    unrolled over the chunk's positions (one Mul and one Add on (batch, n, 1, D) slices each), all chunks at once.
-    Returns the states (batch, n, chunk, D) and those at the chunk ends (batch, n, 1, D)."""
-    decays = op.Split(decay, axis=2, num_outputs=chunk)
-    drives = op.Split(drive, axis=2, num_outputs=chunk)
-    state = drives[0]
-    local = [state]
-    for t in range(1, chunk):
-        state = op.Add(op.Mul(decays[t], state), drives[t])
-        local.append(state)
-    return op.Concat(*local, axis=2), state
+class Scanned(NamedTuple):
+    """The states h of a scanned sequence, (batch, rows, D), stored in the recurrence's own order; ``rows`` maps
+    positions of the sequence (an int64 value of any shape) to rows of ``states``."""
+    states: ir.Value
+    rows: Callable
+
+    def at(self, positions) -> ir.Value:
+        """h at ``positions`` (int64, shape S): (batch, *S, D), one Gather."""
+        return op.Gather(self.states, self.rows(positions), axis=1)
 
 
-def entering_states(chunk_log_decay, chunk_state):
-    """Step 3 in one level: the state entering each chunk, (batch, n, 1, D), from each chunk's log decay and end
-    state (local, from a zero start), by the Hillis-Steele scan over the chunk axis in a Loop, shifted by one."""
-    return _shift(doubling_loop(op.Exp(chunk_log_decay), chunk_state, 4, 1), 4, 1, _ints(1))
+def _advance(decays: list, drives: list, state=None) -> list:
+    """The recurrence step by step over lists of (batch, 1, n, D) values, from ``state`` (zero if None): the
+    states after each step."""
+    states = []
+    for decay, drive in zip(decays, drives):
+        state = drive if state is None else op.Add(op.Mul(decay, state), drive)
+        states.append(state)
+    return states
 
 
-def chunks_of_chunks(chunk_log_decay, chunk_state):
-    """Step 3 in two levels: the chunk summaries (batch, n, 1, D) are themselves a linear recurrence over n
-    positions, scanned by :func:`linear_recurrence` (chunks of chunks, unrolled inside) with the Loop of
-    :func:`entering_states` across those: the Loop then runs on CHUNK times fewer values, and log2(CHUNK) = 4
-    steps fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n)."""
-    squeeze = _ints(2)
-    states, = linear_recurrence([op.Squeeze(chunk_log_decay, squeeze)], [op.Squeeze(chunk_state, squeeze)],
-                                across=entering_states)
-    return _shift(op.Unsqueeze(states, squeeze), 4, 1, _ints(1))
-
-
-def linear_recurrence(log_decays: list, drives: list, chunk: int = CHUNK, across: Optional[Callable] = None) -> list:
-    """h_t = exp(log_decay_t) h_{t-1} + drive_t along axis 1, h_{-1} = 0, over one sequence given as its parts
-    (lists of (batch, L_i, D) float32 values, joined in order): the chunked scan of the module docstring. Returns
-    h cut into the same parts. ``across`` is step 3, ``(chunk log decay, chunk end state) -> state entering the
-    chunk``, all (batch, n, 1, D): :func:`chunks_of_chunks` by default (``deploy.measure`` passes the
-    alternatives)."""
+def linear_recurrence(decays, drives, order, chunk: int = CHUNK, across: Optional[Callable] = None) -> Scanned:
+    """h_p = a_p h_{p-1} + x_p, h_{-1} = 0, over the sequence whose position p is row ``order[p]`` of ``decays`` (a)
+    and ``drives`` (x), both (batch, R, D) float32: the chunked scan of the module docstring. ``across`` is step 3,
+    ``(chunk decays, chunk end states) -> states entering the chunks``, all (batch, 1, n, D):
+    :func:`chunks_of_chunks` by default (``deploy.measure`` passes the alternatives)."""
     across = across or chunks_of_chunks
-    log_decay, drive, sizes = to_chunks(log_decays, drives, chunk)  # (batch, n, chunk, D)
-    log_since_start = op.CumSum(log_decay, _ints(2))  # log decay from the chunk start through position t
-    local, state = unrolled_chunks(op.Exp(log_decay), drive, chunk)
-    entering = across(op.Slice(log_since_start, _ints(chunk - 1), _ints(chunk), _ints(2)), state)
+    rows, chunks = _step_major_rows(order, chunk)
+    steps = op.Split(rows, axis=0, num_outputs=chunk)  # (1, n) each
+    step_decays = [op.Gather(decays, step, axis=1) for step in steps]  # (batch, 1, n, D): step t of every chunk
+    step_drives = [op.Gather(drives, step, axis=1) for step in steps]
+    chunk_decay = step_decays[0]
+    for decay in step_decays[1:]:
+        chunk_decay = op.Mul(chunk_decay, decay)
+    entering = across(chunk_decay, _advance(step_decays, step_drives)[-1])
+    states = op.Concat(*_advance(step_decays, step_drives, entering), axis=1)  # (batch, chunk, n, D)
 
-    # 4. every position: its local state plus the entering state decayed to it
-    h = op.Add(local, op.Mul(op.Exp(log_since_start), entering))
-    return _cut(op.Reshape(h, op.Concat(_ints(0, -1), op.Shape(drive, start=3), axis=0)), sizes, len(drives))
+    def state_rows(positions):
+        return op.Add(op.Mul(op.Mod(positions, _ints(chunk)), chunks), op.Div(positions, _ints(chunk)))
+    return Scanned(op.Reshape(states, op.Concat(_ints(0, -1), op.Shape(decays, start=2), axis=0)), state_rows)
+
+
+def entering_states(chunk_decay, chunk_state):
+    """Step 3 in one level: the state entering each chunk, (batch, 1, n, D), from each chunk's decay and end state
+    (from a zero start), by the Hillis-Steele scan over the chunk axis in a Loop, shifted by one."""
+    return _shift(doubling_loop(chunk_decay, chunk_state, 4, 2), 4, 2, _ints(1))
+
+
+def chunks_of_chunks(chunk_decay, chunk_state):
+    """Step 3 in two levels: the chunk summaries (batch, 1, n, D) are themselves a linear recurrence over n
+    positions, scanned by :func:`linear_recurrence` (chunks of chunks, stepped inside) with the Loop of
+    :func:`entering_states` across those: the Loop then runs on CHUNK times fewer values, and log2(CHUNK) = 4 steps
+    fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n). The
+    sequence starts with a zero row, so that its state at position c is the one entering chunk c."""
+    squeeze = _ints(1)
+    decays, states = op.Squeeze(chunk_decay, squeeze), op.Squeeze(chunk_state, squeeze)
+    zero = op.ConstantOfShape(op.Concat(op.Shape(states, start=0, end=1), _ints(1), op.Shape(states, start=2),
+                                        axis=0))
+    chunks = op.Shape(states, start=1, end=2)
+    scanned = linear_recurrence(op.Concat(zero, decays, axis=1), op.Concat(zero, states, axis=1),
+                                _range(op.Add(chunks, _ints(1))), across=entering_states)
+    return op.Unsqueeze(scanned.at(_range(chunks)), squeeze)
 
 
 def _output(y, u, out_float: bool):
@@ -279,53 +288,61 @@ def _output(y, u, out_float: bool):
 def _selective_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, out_float: bool):
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
-    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
-    h, = recurrence([log_decay], [drive])
+    u, decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)
+    positions = _range(op.Shape(u, start=1, end=2))
+    h = recurrence(decay, drive, positions).at(positions)
     return _output(_finish(h, u, C, D, groups, dim), u_in, out_float)
 
 
-def _routes(x, dim: int) -> list:
-    """(batch, Hb, Wb, D) -> the three routes (batch, Hb Wb, D): row-major reversed, column-major, column-major
-    reversed (scanned as one sequence in this order)."""
-    flat = _ints(0, -1, dim)
-    row_major = op.Reshape(x, flat)
-    col_major = op.Reshape(op.Transpose(x, perm=[0, 2, 1, 3]), flat)
-    return [_reverse(row_major, 1), col_major, _reverse(col_major, 1)]
+def _route_rows(height, width):
+    """The map rows (row-major, of an (Hb, Wb) map) that the three routes visit in scan order, (3 Hb Wb,) int64:
+    row-major reversed, column-major, column-major reversed."""
+    size = op.Mul(height, width)
+    step = _range(size)
+    backwards = op.Sub(op.Sub(size, _ints(1)), step)
+
+    def column_major(k):  # the map row at column-major position k = j Hb + i: i Wb + j
+        return op.Add(op.Mul(op.Mod(k, height), width), op.Div(k, height))
+    return op.Concat(backwards, column_major(step), column_major(backwards), axis=0)
 
 
-def _merge_routes(routes: list, u, u_in, C, D, groups: int, dim: int, sum_routes: bool, out_float: bool):
-    """The three scanned routes (batch, Hb Wb, D) and u (batch, Hb, Wb, D) -> the half-res op's output."""
-    row_rev, col, col_rev = routes
-    row = op.Reshape(_reverse(row_rev, 1), op.Shape(u))
-    transposed_shape = op.Concat(op.Shape(u, start=0, end=1), op.Shape(u, start=2, end=3),
-                                 op.Shape(u, start=1, end=2), _ints(dim), axis=0)
+def _route_positions(height, width):
+    """(3, Hb Wb) int64: for each route and map row (row-major), the position in the sequence of the three routes
+    (the inverse of :func:`_route_rows`)."""
+    size = op.Mul(height, width)
+    last = op.Sub(size, _ints(1))
+    row = _range(size)
+    column_major = op.Add(op.Mul(op.Mod(row, width), height), op.Div(row, width))  # position of map row i Wb + j
+    routes = [op.Sub(last, row), op.Add(size, column_major), op.Add(op.Add(size, size), op.Sub(last, column_major))]
+    return op.Concat(*[op.Unsqueeze(r, _ints(0)) for r in routes], axis=0)
 
-    def by_rows(col_route):  # a column-major route back to (batch, Hb, Wb, D)
-        return op.Transpose(op.Reshape(col_route, transposed_shape), perm=[0, 2, 1, 3])
+
+def _merge_routes(routes, u, u_in, C, D, groups: int, dim: int, sum_routes: bool, out_float: bool):
+    """The states of the three routes (batch, 3, Hb Wb, D) in map order and u (batch, Hb, Wb, D) -> the half-res
+    op's output."""
+    shape = op.Concat(op.Shape(u, start=0, end=1), _ints(3), op.Shape(u, start=1), axis=0)
+    routes = op.Reshape(routes, shape)  # (batch, 3, Hb, Wb, D)
     if sum_routes:
-        h = op.Add(row, by_rows(op.Add(col, _reverse(col_rev, 1))))
+        h = op.ReduceSum(routes, _ints(1), keepdims=0)
         return _output(_finish(h, u, C, D, groups, dim, d_scale=3.0), u_in, out_float)
-    routes = [_channel_major(_finish(h_route, u, C, D, groups, dim), 4)
-              for h_route in (row, by_rows(col), by_rows(_reverse(col_rev, 1)))]
-    y = op.Concat(*[op.Unsqueeze(y, _ints(1)) for y in routes], axis=1)
+    y = op.Transpose(_finish(routes, u, C, D, groups, dim, stacked=True), perm=[0, 1, 4, 2, 3])
     return y if out_float else op.CastLike(y, u_in)
+
+
+def _map_rows(x):
+    """(batch, Hb, Wb, D) -> (batch, Hb Wb, D) (a free Reshape)."""
+    return op.Reshape(x, op.Concat(op.Shape(x, start=0, end=1), _ints(-1), op.Shape(x, start=3), axis=0))
 
 
 def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
                    out_float: bool):
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
-    u, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
-    routes = recurrence(_routes(log_decay, dim), _routes(drive, dim))
-    return _merge_routes(routes, u, u_in, C, D, groups, dim, sum_routes, out_float)
-
-
-def _restart(like):
-    """A position at which the recurrence restarts from h = 0: log decay :data:`RESTART_LOG_DECAY` and drive 0,
-    (batch, 1, D) like ``like`` (batch, L, D)."""
-    shape = op.Concat(op.Shape(like, start=0, end=1), _ints(1), op.Shape(like, start=2), axis=0)
-    return (op.ConstantOfShape(shape, value=ir.tensor(np.array([RESTART_LOG_DECAY], np.float32))),
-            op.ConstantOfShape(shape))
+    u, decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
+    height, width = op.Shape(u, start=1, end=2), op.Shape(u, start=2, end=3)
+    scanned = recurrence(_map_rows(decay), _map_rows(drive), _route_rows(height, width))
+    return _merge_routes(scanned.at(_route_positions(height, width)), u, u_in, C, D, groups, dim, sum_routes,
+                         out_float)
 
 
 def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
@@ -335,22 +352,32 @@ def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
 
     def discretize(u, delta, A, B, C, D, delta_bias):
         return _discretize(u, delta, A, B, delta_bias, True, groups, dim)
-    full_u, full_log_decay, full_drive = discretize(*full)
-    half_u, half_log_decay, half_drive = discretize(*half)
-    restart_log_decay, restart_drive = _restart(full_drive)
-    full_h, _, *routes = recurrence([full_log_decay, restart_log_decay, *_routes(half_log_decay, dim)],
-                                    [full_drive, restart_drive, *_routes(half_drive, dim)])
-    full_y = _output(_finish(full_h, full_u, full[4], full[5], groups, dim), full[0], True)
-    return full_y, _merge_routes(routes, half_u, half[0], half[4], half[5], groups, dim, sum_routes, True)
+    full_u, full_decay, full_drive = discretize(*full)
+    half_u, half_decay, half_drive = discretize(*half)
+    zero = op.ConstantOfShape(op.Concat(op.Shape(full_u, start=0, end=1), _ints(1), op.Shape(full_u, start=2),
+                                        axis=0))
+    # the source rows: the full-res sequence, the half-res map (row-major), one zero row (the restart: decay 0)
+    decays = op.Concat(full_decay, _map_rows(half_decay), zero, axis=1)
+    drives = op.Concat(full_drive, _map_rows(half_drive), zero, axis=1)
+    length = op.Shape(full_u, start=1, end=2)
+    height, width = op.Shape(half_u, start=1, end=2), op.Shape(half_u, start=2, end=3)
+    restart = op.Add(length, op.Mul(height, width))
+    full_positions = _range(length)
+    scanned = recurrence(decays, drives, op.Concat(full_positions, restart,
+                                                   op.Add(_route_rows(height, width), length), axis=0))
+    full_y = _finish(scanned.at(full_positions), full_u, full[4], full[5], groups, dim)
+    routes = scanned.at(op.Add(_route_positions(height, width), op.Add(length, _ints(1))))
+    return (_output(full_y, full[0], True),
+            _merge_routes(routes, half_u, half[0], half[4], half[5], groups, dim, sum_routes, True))
 
 
 def translation_table(recurrence: Optional[Callable] = None) -> dict:
     """``custom_translation_table`` for :func:`torch.onnx.export`: the compiled scan ops -> ONNX translations.
 
     Args:
-        recurrence: ``(log_decays, drives) -> hs``, the parts of one sequence as lists of (batch, L_i, D) ONNX
-            values (as :func:`linear_recurrence`); defaults to
-            :func:`linear_recurrence` (``mmmsvmamba.deploy.measure`` passes the alternatives it compares).
+        recurrence: ``(decays, drives, order) -> Scanned``, the sequence as source rows (batch, R, D) and the
+            int64 rows of its positions (as :func:`linear_recurrence`, the default; ``mmmsvmamba.deploy.measure``
+            passes the alternatives it compares).
     """
     from mmmsvmamba.ops import block_scan, compiled  # noqa: F401  (register the ops and their fake kernels)
     recurrence = recurrence or linear_recurrence
@@ -368,9 +395,10 @@ def translation_table(recurrence: Optional[Callable] = None) -> dict:
         or (B, 3, D, Hb, Wb) stacked in route order."""
         return _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus, sum_routes, out_float)
 
-    def ms2d_block_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: FLOAT, delta_bias: FLOAT,
-                            half_u: FLOAT, half_delta: FLOAT, half_A: FLOAT, half_B: FLOAT, half_C: FLOAT,
-                            half_D: FLOAT, half_delta_bias: FLOAT, sum_routes: bool):
+    def ms2d_block_scan_fwd(u: FLOAT, delta: FLOAT, A: FLOAT, B: FLOAT, C: FLOAT, D: FLOAT,
+                            delta_bias: Optional[FLOAT], half_u: FLOAT, half_delta: FLOAT, half_A: FLOAT,
+                            half_B: FLOAT, half_C: FLOAT, half_D: FLOAT, half_delta_bias: Optional[FLOAT],
+                            sum_routes: bool):
         """The two scans of an MS2D block (:func:`mmmsvmamba.ops.ms2d_block_scan`) as one recurrence."""
         return _block_scan(recurrence, (u, delta, A, B, C, D, delta_bias),
                            (half_u, half_delta, half_A, half_B, half_C, half_D, half_delta_bias), sum_routes)

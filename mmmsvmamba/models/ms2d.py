@@ -77,11 +77,15 @@ class MS2D(nn.Module):
         """Per-position projections of a (B, Di, h, w) map for one route -> scan inputs (maps, not sequences)."""
         x_dbl = pointwise(x, self.x_proj_weight[route])
         dts, b, c = torch.split(x_dbl, [self.dt_rank, D_STATE, D_STATE], dim=1)
-        delta = pointwise(dts, self.dt_projs_weight[route])
+        bias = self.dt_projs_bias[route]
+        # exported, the delta projection (a 1x1 convolution) adds the bias, at no cost in onnxruntime, where the
+        # scan's addition is a pass over every element (mmmsvmamba/ops/block_scan.py)
+        exporting = torch.compiler.is_exporting()
+        delta = pointwise(dts, self.dt_projs_weight[route], bias if exporting else None)
         A = -torch.exp(self.A_logs.float()).view(NUM_ROUTE_PARAMS, self.inner, D_STATE)[route]
         D = self.Ds.view(NUM_ROUTE_PARAMS, self.inner)[route]
         return dict(u=x, delta=delta, A=A, B=b.unsqueeze(1), C=c.unsqueeze(1), D=D,
-                    delta_bias=self.dt_projs_bias[route], delta_softplus=True)
+                    delta_bias=None if exporting else bias, delta_softplus=True)
 
     def _scan(self, p: torch.Tensor):
         """(B, Di, H, W) in_proj output -> full-res output (B, Di, H, W) and half-res output (float32).

@@ -7,9 +7,11 @@ softplus on delta and float32 outputs, exactly as ``selective_scan_fwd`` and ``m
 its eager kernel calls). An exported MS2D block calls it so that the ONNX translation
 (:mod:`mmmsvmamba.deploy.onnx_scan`) can scan both as one sequence: one set of chunked-scan nodes per block
 instead of two, and the padding and cutting copies of one sequence instead of two (docs/deploy.md, "The scan in
-ONNX"). It has no autograd: training and eager inference call the two ops.
+ONNX"). It has no autograd: training and eager inference call the two ops. An exported block passes no
+delta_bias: its delta projection (a 1x1 convolution there) adds the bias itself, which costs onnxruntime nothing,
+where the scan's addition was a pass over every element.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -18,9 +20,9 @@ __all__ = ['ms2d_block_scan']
 
 @torch.library.custom_op('mmmsvmamba::ms2d_block_scan_fwd', mutates_args=())
 def _block_scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-                    D: torch.Tensor, delta_bias: torch.Tensor, half_u: torch.Tensor, half_delta: torch.Tensor,
-                    half_A: torch.Tensor, half_B: torch.Tensor, half_C: torch.Tensor, half_D: torch.Tensor,
-                    half_delta_bias: torch.Tensor, sum_routes: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+                    D: torch.Tensor, delta_bias: Optional[torch.Tensor], half_u: torch.Tensor,
+                    half_delta: torch.Tensor, half_A: torch.Tensor, half_B: torch.Tensor, half_C: torch.Tensor,
+                    half_D: torch.Tensor, half_delta_bias: Optional[torch.Tensor], sum_routes: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     full = torch.ops.mmmsvmamba.selective_scan_fwd(u, delta, A, B, C, D, delta_bias, True, True)
     half = torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd(half_u, half_delta, half_A, half_B, half_C, half_D,
                                                        half_delta_bias, True, sum_routes, True)

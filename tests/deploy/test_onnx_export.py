@@ -18,7 +18,7 @@ pytest.importorskip('onnxruntime', reason='the deploy extras are not installed (
 
 import onnx  # noqa: E402
 
-from mmmsvmamba.deploy import build_model, build_session, export_onnx, onnx_scan, run  # noqa: E402
+from mmmsvmamba.deploy import build_model, build_session, export_onnx, measure, onnx_scan, run  # noqa: E402
 from mmmsvmamba.deploy.onnxruntime import compare_with_torch  # noqa: E402
 from mmmsvmamba.ops import compiled, half_res_routes, merge_half_res_routes, selective_scan_ref  # noqa: E402
 from mmmsvmamba.ops.selective_scan import _selective_scan_torch  # noqa: E402
@@ -146,9 +146,16 @@ class _HalfResScans(_ScanParameters):
 
     def forward(self, u, delta, B, C):
         op = torch.ops.mmmsvmamba.ms2d_half_res_scan_fwd
+        B2, C2 = _two_groups(B), _two_groups(C)
         return (op(u, delta, self.A, B, C, self.D, self.bias, True, True, True),
                 op(u, delta, self.A, B, C, self.D, self.bias, True, False, True),
-                op(u, delta.abs(), self.A, B, C, None, None, False, True, True))  # dt >= 0 without softplus
+                op(u, delta.abs(), self.A, B, C, None, None, False, True, True),  # dt >= 0 without softplus
+                op(u, delta, self.A, B2, C2, self.D, self.bias, True, False, True))
+
+
+def _two_groups(values):
+    """(batch, 1, 1, ...) B or C -> (batch, 2, 1, ...): two groups that differ."""
+    return torch.cat([values, 1 - values], dim=1)
 
 
 def test_half_res_translation_matches_reference(tmp_path):
@@ -169,15 +176,16 @@ def test_half_res_translation_matches_reference(tmp_path):
         x = inputs(2, *size)
         outputs = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), x)})
         routes = [half_res_routes(t.double()) for t in x]
-        for got, (with_d, softplus, sum_routes) in zip(outputs, [(True, True, True), (True, True, False),
-                                                                 (False, False, True)]):
-            y = selective_scan_ref(routes[0], routes[1] if softplus else routes[1].abs(), d64(module.A), routes[2],
-                                   routes[3],
+        for got, (with_d, softplus, sum_routes, groups) in zip(outputs, [(True, True, True, 1), (True, True, False, 1),
+                                                                         (False, False, True, 1),
+                                                                         (True, True, False, 2)]):
+            B, C = (routes[2], routes[3]) if groups == 1 else (_two_groups(routes[2]), _two_groups(routes[3]))
+            y = selective_scan_ref(routes[0], routes[1] if softplus else routes[1].abs(), d64(module.A), B, C,
                                    d64(module.D) if with_d else None, d64(module.bias) if with_d else None, softplus)
             ref = merge_half_res_routes(y, *size, sum_routes)
             ref = (ref if sum_routes else ref.transpose(1, 2)).numpy()
             assert got.shape == ref.shape
-            assert _rel_err(got, ref) < 1e-5, (size, sum_routes)
+            assert _rel_err(got, ref) < 1e-5, (size, sum_routes, groups)
 
 
 class _BlockScans(torch.nn.Module):
@@ -202,7 +210,7 @@ class _BlockScans(torch.nn.Module):
 
 def test_block_translation_matches_the_two_scans(tmp_path):
     """onnx_scan._block_scan: one sequence of the full-res scan, a restart position and the half-res routes gives
-    each scan's own result (mutation: the restart's log decay 0 instead of -1e4 carries the state over)."""
+    each scan's own result (mutation: a restart row of decay 1 instead of 0 carries the state over)."""
     torch.manual_seed(0)
     module = _BlockScans()
     gen = torch.Generator().manual_seed(1)
@@ -385,10 +393,25 @@ def test_no_slow_transposes(v1_classifier, tmp_path, family):
         assert perm[-2:] != [len(perm) - 1, len(perm) - 2], perm
 
 
+@pytest.mark.parametrize('name', list(measure.FORMULATIONS))
+def test_measured_formulations_compute_the_scan(tmp_path, name):
+    """Each formulation that ``deploy.measure formulations`` times computes the scan (its timings compare like with
+    like), at a length that is no multiple of any chunk length."""
+    torch.manual_seed(0)
+    module = measure._OneScan(DIM)
+    path = str(tmp_path / 'scan.onnx')
+    measure.export_one_scan(path, module, measure.FORMULATIONS[name])
+    session = build_session(path, threads=1)
+    inputs = measure._scan_inputs(2, DIM, 300)
+    got, = session.run(None, {i.name: np.ascontiguousarray(t.numpy()) for i, t in zip(session.get_inputs(), inputs)})
+    d64 = [t.double() for t in (*inputs, module.A, module.D, module.delta_bias)]
+    u, delta, B, C, A, D, bias = d64
+    assert _rel_err(got, selective_scan_ref(u, delta, A.detach(), B, C, D.detach(), bias.detach(), True).numpy()) < 1e-5
+
+
 def test_paired_measurement():
     """deploy.measure paired: both runtimes timed on the same classifier, the ratio the median of the per-pair
     ratios (so within their quartiles)."""
-    from mmmsvmamba.deploy import measure
     row, = measure.compare_paired([TINY_V3], batches=(2,), threads=1, pairs=5, res=96)
     assert row['batch'] == 2 and row['pairs'] == 5 and row['pytorch_ms'] > 0 and row['onnxruntime_ms'] > 0
     low, high = row['ratio_quartiles']
@@ -396,7 +419,6 @@ def test_paired_measurement():
 
 
 def test_paired_measurement_refuses_an_unknown_arch_before_exporting(capsys):
-    from mmmsvmamba.deploy import measure
     with pytest.raises(SystemExit) as exit_info:
         measure.main(['paired', 'tiny', 'nanoo'])
     assert exit_info.value.code == 2
