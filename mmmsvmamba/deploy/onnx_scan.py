@@ -227,6 +227,11 @@ class Scanned(NamedTuple):
         return op.Gather(self.states, self.rows(positions), axis=1)
 
 
+def _zero_row(like) -> ir.Value:
+    """Zeros (batch, 1, D) for ``like`` (batch, R, D)."""
+    return op.ConstantOfShape(op.Concat(op.Shape(like, start=0, end=1), _ints(1), op.Shape(like, start=2), axis=0))
+
+
 def _advance(decays: list, drives: list, state=None) -> list:
     """The recurrence step by step over lists of (batch, 1, n, D) values, from ``state`` (zero if None): the
     states after each step."""
@@ -272,8 +277,7 @@ def chunks_of_chunks(chunk_decay, chunk_state):
     sequence starts with a zero row, so that its state at position c is the one entering chunk c."""
     squeeze = _ints(1)
     decays, states = op.Squeeze(chunk_decay, squeeze), op.Squeeze(chunk_state, squeeze)
-    zero = op.ConstantOfShape(op.Concat(op.Shape(states, start=0, end=1), _ints(1), op.Shape(states, start=2),
-                                        axis=0))
+    zero = _zero_row(states)
     chunks = op.Shape(states, start=1, end=2)
     scanned = linear_recurrence(op.Concat(zero, decays, axis=1), op.Concat(zero, states, axis=1),
                                 _range(op.Add(chunks, _ints(1))), across=entering_states)
@@ -354,8 +358,7 @@ def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
         return _discretize(u, delta, A, B, delta_bias, True, groups, dim)
     full_u, full_decay, full_drive = discretize(*full)
     half_u, half_decay, half_drive = discretize(*half)
-    zero = op.ConstantOfShape(op.Concat(op.Shape(full_u, start=0, end=1), _ints(1), op.Shape(full_u, start=2),
-                                        axis=0))
+    zero = _zero_row(full_u)
     # the source rows: the full-res sequence, the half-res map (row-major), one zero row (the restart: decay 0)
     decays = op.Concat(full_decay, _map_rows(half_decay), zero, axis=1)
     drives = op.Concat(full_drive, _map_rows(half_drive), zero, axis=1)
