@@ -136,7 +136,9 @@ def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0, stacked: bo
         return y
     D = op.Cast(D, to=ir.DataType.FLOAT)
     d_u = op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale)))
-    return op.Add(y, op.Unsqueeze(d_u, _ints(1)) if stacked else d_u)
+    if stacked:
+        d_u = op.Reshape(d_u, op.Concat(op.Shape(d_u, start=0, end=1), _ints(1), op.Shape(d_u, start=1), axis=0))
+    return op.Add(y, d_u)
 
 
 def _constant(name: str, array: np.ndarray) -> ir.Node:
@@ -324,13 +326,21 @@ def _route_positions(height, width):
 def _merge_routes(routes, u, u_in, C, D, groups: int, dim: int, sum_routes: bool, out_float: bool):
     """The states of the three routes (batch, 3, Hb Wb, D) in map order and u (batch, Hb, Wb, D) -> the half-res
     op's output."""
-    shape = op.Concat(op.Shape(u, start=0, end=1), _ints(3), op.Shape(u, start=1), axis=0)
+    shape = op.Concat(op.Shape(C, start=0, end=1), _ints(3), op.Shape(C, start=3), _ints(dim), axis=0)
     routes = op.Reshape(routes, shape)  # (batch, 3, Hb, Wb, D)
-    if sum_routes:
-        h = op.ReduceSum(routes, _ints(1), keepdims=0)
+    if sum_routes:  # two Adds: onnxruntime's ReduceSum over axis 1 runs on one thread (7x the time at batch 1)
+        first, second, third = op.Split(routes, axis=1, num_outputs=3)
+        h = op.Squeeze(op.Add(op.Add(first, second), third), _ints(1))
         return _output(_finish(h, u, C, D, groups, dim, d_scale=3.0), u_in, out_float)
     y = op.Transpose(_finish(routes, u, C, D, groups, dim, stacked=True), perm=[0, 1, 4, 2, 3])
     return y if out_float else op.CastLike(y, u_in)
+
+
+def _map_size(B):
+    """Hb and Wb (1-element int64 each) of the maps, read from B (batch, G, 1, Hb, Wb): the sizes are taken from
+    values that are small and computed anyway, since onnxruntime materialises a tensor whose only consumer is a
+    Shape (the channel-major copy of u it would reorder only for its shape)."""
+    return op.Shape(B, start=3, end=4), op.Shape(B, start=4, end=5)
 
 
 def _map_rows(x):
@@ -343,7 +353,7 @@ def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus:
     dim, groups = A.shape[0], B.shape[1]
     u_in = u
     u, decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
-    height, width = op.Shape(u, start=1, end=2), op.Shape(u, start=2, end=3)
+    height, width = _map_size(B)
     scanned = recurrence(_map_rows(decay), _map_rows(drive), _route_rows(height, width))
     return _merge_routes(scanned.at(_route_positions(height, width)), u, u_in, C, D, groups, dim, sum_routes,
                          out_float)
@@ -362,8 +372,8 @@ def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
     # the source rows: the full-res sequence, the half-res map (row-major), one zero row (the restart: decay 0)
     decays = op.Concat(full_decay, _map_rows(half_decay), zero, axis=1)
     drives = op.Concat(full_drive, _map_rows(half_drive), zero, axis=1)
-    length = op.Shape(full_u, start=1, end=2)
-    height, width = op.Shape(half_u, start=1, end=2), op.Shape(half_u, start=2, end=3)
+    length = op.Shape(full[3], start=3)
+    height, width = _map_size(half[3])
     restart = op.Add(length, op.Mul(height, width))
     full_positions = _range(length)
     scanned = recurrence(decays, drives, op.Concat(full_positions, restart,

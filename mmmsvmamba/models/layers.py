@@ -26,9 +26,31 @@ class LayerNorm2d(nn.LayerNorm):
         """The same norm as reductions over axis 1, for export: ONNX's LayerNormalization normalises trailing axes
         only, and the two Transposes it needs around it made MSVMamba-T a third slower in onnxruntime
         (docs/deploy.md, "Speed")."""
-        centred = x - x.mean(1, keepdim=True)
-        x = centred * torch.rsqrt((centred * centred).mean(1, keepdim=True) + self.eps)
+        centred = x - _channel_mean(x)
+        x = centred * torch.rsqrt(_channel_mean(centred * centred) + self.eps)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+def _channel_mean(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W), the mean over channels, as a (1, C) x (C, H W) matmul: the form an export
+    takes, since onnxruntime reduces over a leading axis on one thread (``ReduceMean`` over axis 1 of a
+    (1, 96, 56, 56) tensor took 5x as long as this matmul, as long as two elementwise passes; docs/deploy.md)."""
+    batch, channels, height, width = x.shape
+    weights = torch.full((1, channels), 1.0 / channels, dtype=x.dtype, device=x.device)
+    return torch.matmul(weights, x.reshape(batch, channels, height * width)).reshape(batch, 1, height, width)
+
+
+def _spatial_mean(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """The mean over the spatial axes of (B, H, W, C) (``channels_last``) or (B, C, H, W) -> (B, C), float32.
+
+    Channels-last, under torch.export, it is a (1, H W) x (H W, C) matmul: onnxruntime's ``ReduceMean`` over the
+    two middle axes runs on one thread (5x the matmul's time at batch 1; docs/deploy.md)."""
+    if not (channels_last and torch.compiler.is_exporting()):
+        return x.mean((1, 2) if channels_last else (2, 3), dtype=torch.float32)
+    batch, height, width, channels = x.shape
+    ones = torch.ones(1, height * width, dtype=torch.float32, device=x.device)
+    return torch.matmul(ones, x.float().reshape(batch, height * width, channels)).reshape(batch, channels) / (
+        height * width)
 
 
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -101,8 +123,7 @@ class SqueezeExcite(nn.Module):
                                 nn.Linear(channels // reduction, channels, bias=False), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spatial = (1, 2) if self.channels_last else (2, 3)
-        scale = self.fc(x.mean(spatial, dtype=torch.float32).to(x.dtype))
+        scale = self.fc(_spatial_mean(x, self.channels_last).to(x.dtype))
         return x * (scale[:, None, None, :] if self.channels_last else scale[:, :, None, None])
 
 

@@ -131,7 +131,7 @@ class MS2D(nn.Module):
         if self.channels_last:
             # v1: out_norm on each branch and each half-res route before fusion, then bilinear upsampling
             full = self.out_norm(full.permute(0, 2, 3, 1))
-            half = self.out_norm(half.permute(0, 1, 3, 4, 2)).sum(1).permute(0, 3, 1, 2)
+            half = _sum_routes(self.out_norm(half.permute(0, 1, 3, 4, 2))).permute(0, 3, 1, 2)
             half = F.interpolate(half, size=size, mode='bilinear', align_corners=False)
             y = full + half.permute(0, 2, 3, 1)
         else:
@@ -141,6 +141,16 @@ class MS2D(nn.Module):
         if self.gate:
             y = y * F.silu(z)
         return self.out_proj(y.to(x.dtype))
+
+
+def _sum_routes(routes: torch.Tensor) -> torch.Tensor:
+    """(B, 3, ...) -> (B, ...), the sum of the three half-res routes; under torch.export as two additions of the
+    routes, since onnxruntime's ``ReduceSum`` over axis 1 runs on one thread (7x the time at batch 1;
+    docs/deploy.md)."""
+    if torch.compiler.is_exporting():
+        first, second, third = routes.unbind(1)
+        return first + second + third
+    return routes.sum(1)
 
 
 def _as_sequences(route_args: dict):

@@ -375,22 +375,49 @@ def _transposes_onnxruntime_keeps(path):
             if n.op_type == 'Transpose' for a in n.attribute if a.name == 'perm']
 
 
+@pytest.fixture(scope='module')
+def v3_classifier_path(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('v3') / 'v3.onnx')
+    torch.manual_seed(0)
+    export_onnx(build_model(arch=TINY_V3, num_classes=10), path)
+    return path
+
+
+def _classifier_path(family, v1_classifier, v3_classifier_path):
+    return v1_classifier[1] if family == 'v1' else v3_classifier_path
+
+
 @pytest.mark.parametrize('family', ['v1', 'v3'])
-def test_no_slow_transposes(v1_classifier, tmp_path, family):
+def test_no_slow_transposes(v1_classifier, v3_classifier_path, family):
     """docs/deploy.md, "The scan in ONNX", step 0: no Transpose that onnxruntime runs swaps the two innermost axes
     (element by element, 20-80 times slower than moving channel blocks: the column-major routes of channel-major
     maps did), and the scans' sequences are not transposed (their transposes cancel or fuse into the convolutions'
     output reordering)."""
-    if family == 'v1':
-        path = v1_classifier[1]
-    else:
-        path = str(tmp_path / 'v3.onnx')
-        torch.manual_seed(0)
-        export_onnx(build_model(arch=TINY_V3, num_classes=10), path)
-    perms = _transposes_onnxruntime_keeps(path)
+    perms = _transposes_onnxruntime_keeps(_classifier_path(family, v1_classifier, v3_classifier_path))
     assert perms, 'expected some transposes (the routes of the half-resolution scans)'
     for perm in perms:  # for the (B, D, L) -> (B, L, D) of a sequence, too: [0, 2, 1]
         assert perm[-2:] != [len(perm) - 1, len(perm) - 2], perm
+
+
+@pytest.mark.parametrize('family', ['v1', 'v3'])
+def test_reductions_run_over_trailing_axes(v1_classifier, v3_classifier_path, family):
+    """docs/deploy.md, "Reductions": every ReduceMean and ReduceSum of the exported graph reduces the innermost
+    axes of its input; onnxruntime reduces over leading or middle axes on one thread, 4-7 times slower at batch 1
+    (the norm over the channels of v3's (B, C, H, W) maps, the squeeze-excite mean over the (H, W) of v1's
+    (B, H, W, C) maps and the sums of the three half-res routes are matmuls or additions instead)."""
+    model = onnx.load(_classifier_path(family, v1_classifier, v3_classifier_path), load_external_data=False)
+    graph = onnx.shape_inference.infer_shapes(model).graph  # the ranks inside the scans' translations too
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*graph.value_info, *graph.input]}
+    constants = {n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                 if n.op_type == 'Constant' and n.attribute[0].name == 'value'}
+    constants.update((t.name, onnx.numpy_helper.to_array(t)) for t in graph.initializer
+                     if t.data_location != onnx.TensorProto.EXTERNAL)  # the axes are small: stored in the graph
+    reductions = [n for n in graph.node if n.op_type in ('ReduceMean', 'ReduceSum')]
+    assert reductions, 'expected the pooling before the head'
+    for node in reductions:
+        rank = ranks[node.input[0]]
+        axes = sorted(int(a) % rank for a in constants[node.input[1]])
+        assert axes == list(range(rank - len(axes), rank)), (node.name, rank, axes)
 
 
 @pytest.mark.parametrize('name', list(measure.FORMULATIONS))
