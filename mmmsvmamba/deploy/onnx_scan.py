@@ -136,7 +136,7 @@ def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0, stacked: bo
         return y
     D = op.Cast(D, to=ir.DataType.FLOAT)
     d_u = op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale)))
-    if stacked:
+    if stacked:  # a Reshape: through an Unsqueeze, onnxruntime's transpose optimiser kept a Transpose of u
         d_u = op.Reshape(d_u, op.Concat(op.Shape(d_u, start=0, end=1), _ints(1), op.Shape(d_u, start=1), axis=0))
     return op.Add(y, d_u)
 

@@ -23,9 +23,9 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
     def _reduced_over_channels(self, x: torch.Tensor) -> torch.Tensor:
-        """The same norm as reductions over axis 1, for export: ONNX's LayerNormalization normalises trailing axes
-        only, and the two Transposes it needs around it made MSVMamba-T a third slower in onnxruntime
-        (docs/deploy.md, "Speed")."""
+        """The same norm as means over axis 1 (matmuls, :func:`_channel_mean`), for export: ONNX's
+        LayerNormalization normalises trailing axes only, and the two Transposes it needs around it made MSVMamba-T
+        a third slower in onnxruntime (docs/deploy.md, "Speed")."""
         centred = x - _channel_mean(x)
         x = centred * torch.rsqrt(_channel_mean(centred * centred) + self.eps)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
