@@ -58,7 +58,7 @@ def doubling_scan(decay, state, rank: int, axis: int, steps: int):
 def fixed_doublings(decays, drives, order, doublings: int = 14):
     """Chunks as shipped, but a fixed number of Hillis-Steele steps across them, unrolled in the graph (exact up
     to ``CHUNK * 2**doublings`` positions; the shipped formulation before the ``Loop``)."""
-    def across(chunk_decay, chunk_state):
+    def across(chunk_decay, chunk_state, chunks):
         return _shift(doubling_scan(chunk_decay, chunk_state, 4, 2, doublings), 4, 2, _ints(1))
     return onnx_scan.linear_recurrence(decays, drives, order, across=across)
 
@@ -74,7 +74,7 @@ def _in_order(recurrence):
 def doubling(decay, drive):
     """Hillis-Steele over the whole sequence: ceil(log2(L)) steps in a Loop, each a shift (Pad + Slice), Mul and
     Add on (batch, L, D) tensors."""
-    return doubling_loop(decay, drive, 3, 1)
+    return doubling_loop(decay, drive, 3, 1, op.Shape(drive, start=1, end=2))
 
 
 def _scan_body():
@@ -110,7 +110,7 @@ def scan_op(decay, drive):
 def chunked_scan(decays, drives, order):
     """Chunks as shipped, stepped inside, and an ONNX ``Scan`` over the chunks instead of the doubling steps."""
     return onnx_scan.linear_recurrence(decays, drives, order,
-                                       across=lambda chunk_decay, state: _scan(chunk_decay, state, 2))
+                                       across=lambda chunk_decay, state, chunks: _scan(chunk_decay, state, 2))
 
 
 FORMULATIONS = {

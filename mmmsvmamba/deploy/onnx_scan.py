@@ -137,7 +137,7 @@ def _finish(h, u, C, D, groups: int, dim: int, d_scale: float = 1.0, stacked: bo
     D = op.Cast(D, to=ir.DataType.FLOAT)
     d_u = op.Mul(u, D if d_scale == 1.0 else op.Mul(D, _scalar(d_scale)))
     if stacked:  # a Reshape: through an Unsqueeze, onnxruntime's transpose optimiser kept a Transpose of u
-        d_u = op.Reshape(d_u, op.Concat(op.Shape(d_u, start=0, end=1), _ints(1), op.Shape(d_u, start=1), axis=0))
+        d_u = op.Reshape(d_u, op.Concat(op.Shape(u, start=0, end=1), _ints(1), op.Shape(u, start=1), axis=0))
     return op.Add(y, d_u)
 
 
@@ -183,11 +183,11 @@ def _doubling_step_body(rank: int, axis: int) -> ir.Graph:
                     opset_imports={'': OPSET}, name='doubling_step')
 
 
-def doubling_loop(decay, state, rank: int, axis: int):
-    """Hillis-Steele along ``axis``: after step k, ``state`` holds the recurrence over the 2**(k+1) positions ending
-    at each index. Exactly ceil(log2(length)) steps, counted at run time by an ONNX ``Loop``: no length limit, and no
-    step wasted on short axes."""
-    length = op.Cast(op.Shape(state, start=axis, end=axis + 1), to=ir.DataType.DOUBLE)
+def doubling_loop(decay, state, rank: int, axis: int, length):
+    """Hillis-Steele along ``axis`` (of ``length`` positions, a 1-element int64): after step k, ``state`` holds the
+    recurrence over the 2**(k+1) positions ending at each index. Exactly ceil(log2(length)) steps, counted at run
+    time by an ONNX ``Loop``: no length limit, and no step wasted on short axes."""
+    length = op.Cast(length, to=ir.DataType.DOUBLE)
     steps = op.Cast(op.Ceil(op.Div(op.Log(length), op.Constant(value=ir.tensor(np.array(np.log(2.0)))))),
                     to=ir.DataType.INT64)
     keep_going = op.Constant(value=ir.tensor(np.array(True)))
@@ -247,7 +247,7 @@ def _advance(decays: list, drives: list, state=None) -> list:
 def linear_recurrence(decays, drives, order, chunk: int = CHUNK, across: Optional[Callable] = None) -> Scanned:
     """h_p = a_p h_{p-1} + x_p, h_{-1} = 0, over the sequence whose position p is row ``order[p]`` of ``decays`` (a)
     and ``drives`` (x), both (batch, R, D) float32: the chunked scan of the module docstring. ``across`` is step 3,
-    ``(chunk decays, chunk end states) -> states entering the chunks``, all (batch, 1, n, D):
+    ``(chunk decays, chunk end states, n) -> states entering the chunks``, all (batch, 1, n, D), n a 1-element int64:
     :func:`chunks_of_chunks` by default (``deploy.measure`` passes the alternatives)."""
     across = across or chunks_of_chunks
     rows, chunks = _step_major_rows(order, chunk)
@@ -257,7 +257,7 @@ def linear_recurrence(decays, drives, order, chunk: int = CHUNK, across: Optiona
     chunk_decay = step_decays[0]
     for decay in step_decays[1:]:
         chunk_decay = op.Mul(chunk_decay, decay)
-    entering = across(chunk_decay, _advance(step_decays, step_drives)[-1])
+    entering = across(chunk_decay, _advance(step_decays, step_drives)[-1], chunks)
     states = op.Concat(*_advance(step_decays, step_drives, entering), axis=1)  # (batch, chunk, n, D)
 
     def state_rows(positions):
@@ -265,23 +265,23 @@ def linear_recurrence(decays, drives, order, chunk: int = CHUNK, across: Optiona
     return Scanned(op.Reshape(states, op.Concat(_ints(0, -1), op.Shape(decays, start=2), axis=0)), state_rows)
 
 
-def entering_states(chunk_decay, chunk_state):
+def entering_states(chunk_decay, chunk_state, chunks):
     """Step 3 in one level: the state entering each chunk, (batch, 1, n, D), from each chunk's decay and end state
     (from a zero start), by the Hillis-Steele scan over the chunk axis in a Loop, shifted by one."""
-    return _shift(doubling_loop(chunk_decay, chunk_state, 4, 2), 4, 2, _ints(1))
+    return _shift(doubling_loop(chunk_decay, chunk_state, 4, 2, chunks), 4, 2, _ints(1), length=chunks)
 
 
-def chunks_of_chunks(chunk_decay, chunk_state):
+def chunks_of_chunks(chunk_decay, chunk_state, chunks):
     """Step 3 in two levels: the chunk summaries (batch, 1, n, D) are themselves a linear recurrence over n
     positions, scanned by :func:`linear_recurrence` (chunks of chunks, stepped inside) with the Loop of
     :func:`entering_states` across those: the Loop then runs on CHUNK times fewer values, and log2(CHUNK) = 4 steps
     fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n). The
     sequence starts with a zero row, so that its state at position c is the one entering chunk c."""
     squeeze = _ints(1)
-    decays, states = op.Squeeze(chunk_decay, squeeze), op.Squeeze(chunk_state, squeeze)
-    zero = _zero_row(states)
-    chunks = op.Shape(states, start=1, end=2)
-    scanned = linear_recurrence(op.Concat(zero, decays, axis=1), op.Concat(zero, states, axis=1),
+
+    def after_zero_row(x):  # (batch, 1, n, D) -> (batch, 1 + n, D); a Pad needs no shape read from x
+        return op.Pad(op.Squeeze(x, squeeze), _ints(0, 1, 0, 0, 0, 0))
+    scanned = linear_recurrence(after_zero_row(chunk_decay), after_zero_row(chunk_state),
                                 _range(op.Add(chunks, _ints(1))), across=entering_states)
     return op.Unsqueeze(scanned.at(_range(chunks)), squeeze)
 
@@ -343,9 +343,9 @@ def _map_size(B):
     return op.Shape(B, start=3, end=4), op.Shape(B, start=4, end=5)
 
 
-def _map_rows(x):
-    """(batch, Hb, Wb, D) -> (batch, Hb Wb, D) (a free Reshape)."""
-    return op.Reshape(x, op.Concat(op.Shape(x, start=0, end=1), _ints(-1), op.Shape(x, start=3), axis=0))
+def _map_rows(x, dim: int):
+    """(batch, Hb, Wb, D) -> (batch, Hb Wb, D) (a free Reshape; its 0 keeps the batch, read from no value)."""
+    return op.Reshape(x, _ints(0, -1, dim))
 
 
 def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus: bool, sum_routes: bool,
@@ -354,7 +354,7 @@ def _half_res_scan(recurrence, u, delta, A, B, C, D, delta_bias, delta_softplus:
     u_in = u
     u, decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, groups, dim)  # (batch, Hb, Wb, D)
     height, width = _map_size(B)
-    scanned = recurrence(_map_rows(decay), _map_rows(drive), _route_rows(height, width))
+    scanned = recurrence(_map_rows(decay, dim), _map_rows(drive, dim), _route_rows(height, width))
     return _merge_routes(scanned.at(_route_positions(height, width)), u, u_in, C, D, groups, dim, sum_routes,
                          out_float)
 
@@ -370,8 +370,8 @@ def _block_scan(recurrence, full: tuple, half: tuple, sum_routes: bool):
     half_u, half_decay, half_drive = discretize(*half)
     zero = _zero_row(full_u)
     # the source rows: the full-res sequence, the half-res map (row-major), one zero row (the restart: decay 0)
-    decays = op.Concat(full_decay, _map_rows(half_decay), zero, axis=1)
-    drives = op.Concat(full_drive, _map_rows(half_drive), zero, axis=1)
+    decays = op.Concat(full_decay, _map_rows(half_decay, dim), zero, axis=1)
+    drives = op.Concat(full_drive, _map_rows(half_drive, dim), zero, axis=1)
     length = op.Shape(full[3], start=3)
     height, width = _map_size(half[3])
     restart = op.Add(length, op.Mul(height, width))

@@ -384,6 +384,29 @@ def v3_classifier_path(tmp_path_factory):
     return path
 
 
+def test_blocks_of_a_stage_share_their_size_arithmetic(v3_classifier_path, tmp_path):
+    """docs/deploy.md, "Size arithmetic": the positions, orders and shapes that a block's scans compute from the
+    map size are computed once per stage (export._merge_equal_shapes), so three blocks in stage 2 add no Range,
+    Mod or Div node to the one-block graph; and the shared values are the right ones at sizes the export did not
+    see."""
+    deeper = dict(TINY_V3, depths=[1, 3, 1, 1])
+    torch.manual_seed(0)
+    model = build_model(arch=deeper, num_classes=10)
+    path = export_onnx(model, str(tmp_path / 'deeper.onnx'))['path']
+
+    def size_ops(graph_path):
+        ops = [n.op_type for n in onnx.load(graph_path, load_external_data=False).graph.node]
+        return {op: ops.count(op) for op in ('Range', 'Mod', 'Div', 'Loop')}
+    one_block, three_blocks = size_ops(v3_classifier_path), size_ops(path)
+    assert three_blocks['Loop'] == one_block['Loop'] + 2  # one per block: the blocks are there
+    assert {k: v for k, v in three_blocks.items() if k != 'Loop'} == {k: v for k, v in one_block.items()
+                                                                       if k != 'Loop'}, (one_block, three_blocks)
+    session = build_session(path, threads=2)
+    for height, width in ((160, 128), (97, 143)):
+        errors = compare_with_torch(model, session, _photo(height, width))
+        assert errors['logits'] < TOLERANCE, (height, width, errors)
+
+
 def _classifier_path(family, v1_classifier, v3_classifier_path):
     return v1_classifier[1] if family == 'v1' else v3_classifier_path
 
