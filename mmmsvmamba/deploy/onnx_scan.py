@@ -23,8 +23,8 @@ op and the joined sequences of the block op are such orders, so no copy of a rou
    advanced step by step, unrolled: one Mul and one Add per step, all chunks at once; this gives each chunk's end
    state from a zero start, and the product of its decays (only factors in (0, 1] are multiplied: no overflow).
 3. Across chunks, the (decay, end state) summaries are a linear recurrence of their own, over L / CHUNK positions:
-   it is scanned the same way (chunks of chunks), and across those by a Hillis-Steele scan in an ONNX ``Loop`` of
-   ceil(log2(L / CHUNK**2)) steps, counted at run time (each a shift by Pad + Slice, a Mul and an Add): no length
+   it is scanned the same way (chunks of :data:`CHUNKS_OF_CHUNKS` chunks), and across those by a Hillis-Steele scan
+   in an ONNX ``Loop`` of ceil(log2(L / (CHUNK CHUNKS_OF_CHUNKS))) steps, counted at run time (each a shift by Pad + Slice, a Mul and an Add): no length
    limit, and no step wasted on the short sequences of the late stages.
 4. The chunks are advanced a second time, from the state entering each: every state is then computed by the
    sequential recurrence itself. The states are joined step-major, (batch, CHUNK n, D); :class:`Scanned` gathers
@@ -48,11 +48,14 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'OPSET', 'Scanned', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop',
+__all__ = ['CHUNK', 'CHUNKS_OF_CHUNKS', 'OPSET', 'Scanned', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop',
            'chunks_of_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
+# chunks scanned sequentially inside a chunk of chunks (step 3): the summaries are few (L / CHUNK), so the unrolled
+# steps cost mostly their number of nodes; 8 against 16: MSVMamba-N 2.3 % faster at batch 1 (docs/deploy.md)
+CHUNKS_OF_CHUNKS = 8
 
 
 def _ints(*values) -> ir.Value:
@@ -274,15 +277,15 @@ def entering_states(chunk_decay, chunk_state, chunks):
 def chunks_of_chunks(chunk_decay, chunk_state, chunks):
     """Step 3 in two levels: the chunk summaries (batch, 1, n, D) are themselves a linear recurrence over n
     positions, scanned by :func:`linear_recurrence` (chunks of chunks, stepped inside) with the Loop of
-    :func:`entering_states` across those: the Loop then runs on CHUNK times fewer values, and log2(CHUNK) = 4 steps
-    fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n). The
+    :func:`entering_states` across those: the Loop then runs on CHUNKS_OF_CHUNKS times fewer values, and
+    log2(CHUNKS_OF_CHUNKS) = 3 steps fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n). The
     sequence starts with a zero row, so that its state at position c is the one entering chunk c."""
     squeeze = _ints(1)
 
     def after_zero_row(x):  # (batch, 1, n, D) -> (batch, 1 + n, D); a Pad needs no shape read from x
         return op.Pad(op.Squeeze(x, squeeze), _ints(0, 1, 0, 0, 0, 0))
     scanned = linear_recurrence(after_zero_row(chunk_decay), after_zero_row(chunk_state),
-                                _range(op.Add(chunks, _ints(1))), across=entering_states)
+                                _range(op.Add(chunks, _ints(1))), CHUNKS_OF_CHUNKS, across=entering_states)
     return op.Unsqueeze(scanned.at(_range(chunks)), squeeze)
 
 

@@ -101,8 +101,9 @@ def _reference(module, inputs, variant):
     return selective_scan_ref(d64(u), d64(delta), d64(A), d64(B), d64(C), d64(D), d64(bias), softplus).numpy()
 
 
-# lengths around one chunk (16) and around chunk * 2**k, where the cross-chunk doubling steps change
-@pytest.mark.parametrize('length', [1, 2, 15, 16, 17, 31, 33, 255, 256, 257, 1023, 1024, 1025, 4097])
+# lengths around one chunk (16), around chunk * 2**k, where the cross-chunk doubling steps change, and 112 / 113,
+# where the chunk summaries after their zero row fill one chunk of chunks (8) / start a second
+@pytest.mark.parametrize('length', [1, 2, 15, 16, 17, 31, 33, 112, 113, 255, 256, 257, 1023, 1024, 1025, 4097])
 def test_selective_scan_translation_matches_reference(sequence_graph, length):
     module, session = sequence_graph
     inputs = _seq_inputs(3, length, torch.Generator().manual_seed(length))
@@ -125,8 +126,8 @@ def test_trained_size_decays_do_not_overflow(sequence_graph):
 
 
 def test_no_length_limit(sequence_graph):
-    """The Loop counts its steps at run time: 300,000 positions (18,750 chunks, 1,172 chunks of chunks, 11 steps),
-    beyond the 262,144 that the fixed 14 doublings of earlier exports covered and that 10 steps would cover, are
+    """The Loop counts its steps at run time: 300,000 positions (18,750 chunks, 2,344 chunks of chunks, 12 steps),
+    beyond the 262,144 that the fixed 14 doublings of earlier exports covered and that 11 steps would cover, are
     scanned exactly. Memory without end makes a missing step show: dt = 1e-30 without softplus, so every decay
     rounds to exactly 1 in float32 and each state is the sum of all drives before it (B > 0, u > 0: all positive).
     With a decay below 1 the part a short Loop drops would have decayed below float32 rounding, and float32 cannot
