@@ -24,8 +24,8 @@ op and the joined sequences of the block op are such orders, so no copy of a rou
    state from a zero start, and the product of its decays (only factors in (0, 1] are multiplied: no overflow).
 3. Across chunks, the (decay, end state) summaries are a linear recurrence of their own, over L / CHUNK positions:
    it is scanned the same way (chunks of :data:`CHUNKS_OF_CHUNKS` chunks), and across those by a Hillis-Steele scan
-   in an ONNX ``Loop`` of ceil(log2(L / (CHUNK CHUNKS_OF_CHUNKS))) steps, counted at run time (each a shift by Pad + Slice, a Mul and an Add): no length
-   limit, and no step wasted on the short sequences of the late stages.
+   in an ONNX ``Loop`` of ceil(log2(L / (CHUNK CHUNKS_OF_CHUNKS))) steps, counted at run time (each a shift by
+   Pad + Slice, a Mul and an Add): no length limit, and no step wasted on the short sequences of the late stages.
 4. The chunks are advanced a second time, from the state entering each: every state is then computed by the
    sequential recurrence itself. The states are joined step-major, (batch, CHUNK n, D); :class:`Scanned` gathers
    those of any positions (one ``Gather``: the full-res sequence, or the three routes at each map position), and
@@ -48,8 +48,8 @@ import torch
 from onnxscript import FLOAT
 from onnxscript import opset20 as op
 
-__all__ = ['CHUNK', 'CHUNKS_OF_CHUNKS', 'OPSET', 'Scanned', 'translation_table', 'linear_recurrence', 'entering_states', 'doubling_loop',
-           'chunks_of_chunks']
+__all__ = ['CHUNK', 'CHUNKS_OF_CHUNKS', 'OPSET', 'Scanned', 'translation_table', 'linear_recurrence',
+           'entering_states', 'doubling_loop', 'chunks_of_chunks']
 
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
@@ -278,8 +278,9 @@ def chunks_of_chunks(chunk_decay, chunk_state, chunks):
     """Step 3 in two levels: the chunk summaries (batch, 1, n, D) are themselves a linear recurrence over n
     positions, scanned by :func:`linear_recurrence` (chunks of chunks, stepped inside) with the Loop of
     :func:`entering_states` across those: the Loop then runs on CHUNKS_OF_CHUNKS times fewer values, and
-    log2(CHUNKS_OF_CHUNKS) = 3 steps fewer (each Hillis-Steele step reads and writes all its values several times: n log n work against n). The
-    sequence starts with a zero row, so that its state at position c is the one entering chunk c."""
+    log2(CHUNKS_OF_CHUNKS) = 3 steps fewer (each Hillis-Steele step reads and writes all its values several times:
+    n log n work against n). The sequence starts with a zero row, so that its state at position c is the one
+    entering chunk c."""
     squeeze = _ints(1)
 
     def after_zero_row(x):  # (batch, 1, n, D) -> (batch, 1 + n, D); a Pad needs no shape read from x
