@@ -54,7 +54,8 @@ __all__ = ['CHUNK', 'CHUNKS_OF_CHUNKS', 'OPSET', 'Scanned', 'translation_table',
 OPSET = 20  # the ai.onnx opset of the exported files (torch 2.14's default); onnxruntime >= 1.17 runs it
 CHUNK = 16  # positions scanned sequentially inside a chunk (unrolled into the graph)
 # chunks scanned sequentially inside a chunk of chunks (step 3): the summaries are few (L / CHUNK), so the unrolled
-# steps cost mostly their number of nodes; 8 against 16: MSVMamba-N 2.3 % faster at batch 1 (docs/deploy.md)
+# steps cost mostly their number of nodes; 8 against 16: 56 nodes fewer per block, the same speed within the noise
+# (docs/deploy.md, "Size arithmetic")
 CHUNKS_OF_CHUNKS = 8
 
 
