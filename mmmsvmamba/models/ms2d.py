@@ -74,17 +74,23 @@ class MS2D(nn.Module):
         self.Ds.fill_(1.0)
 
     def _route(self, x: torch.Tensor, route: int):
-        """Per-position projections of a (B, Di, h, w) map for one route -> scan inputs (maps, not sequences)."""
-        x_dbl = pointwise(x, self.x_proj_weight[route])
-        dts, b, c = torch.split(x_dbl, [self.dt_rank, D_STATE, D_STATE], dim=1)
+        """Per-position projections of a (B, Di, h, w) map for one route -> scan inputs (maps, not sequences).
+
+        The projections are matmuls over the channels of the map's (B, h, w, Di) permutation (views of
+        torch.channels_last memory, as :func:`pointwise`), exported too: the scan's ONNX translation reads u and
+        delta in that layout, so onnxruntime reorders only u out of its blocked layout (one thread) and computes
+        delta in place, where a 1x1 convolution gave delta blocked, to be reordered too (docs/deploy.md).
+        """
+        positions = x.permute(0, 2, 3, 1)
+        dts, b, c = F.linear(positions, self.x_proj_weight[route]).split([self.dt_rank, D_STATE, D_STATE], dim=-1)
         bias = self.dt_projs_bias[route]
-        # exported, the delta projection (a 1x1 convolution) adds the bias, at no cost in onnxruntime, where the
-        # scan's addition is a pass over every element (mmmsvmamba/ops/block_scan.py)
+        # exported, the delta projection adds the bias, at no cost in onnxruntime, where the scan's addition is a
+        # pass over every element (mmmsvmamba/ops/block_scan.py)
         exporting = torch.compiler.is_exporting()
-        delta = pointwise(dts, self.dt_projs_weight[route], bias if exporting else None)
+        delta = F.linear(dts, self.dt_projs_weight[route], bias if exporting else None)
         A = -torch.exp(self.A_logs.float()).view(NUM_ROUTE_PARAMS, self.inner, D_STATE)[route]
         D = self.Ds.view(NUM_ROUTE_PARAMS, self.inner)[route]
-        return dict(u=x, delta=delta, A=A, B=b.unsqueeze(1), C=c.unsqueeze(1), D=D,
+        return dict(u=x, delta=delta.permute(0, 3, 1, 2), A=A, B=_group_values(b), C=_group_values(c), D=D,
                     delta_bias=None if exporting else bias, delta_softplus=True)
 
     def _scan(self, p: torch.Tensor):
@@ -141,6 +147,13 @@ class MS2D(nn.Module):
         if self.gate:
             y = y * F.silu(z)
         return self.out_proj(y.to(x.dtype))
+
+
+def _group_values(values: torch.Tensor) -> torch.Tensor:
+    """B or C of a route, (B, h, w, D_STATE) -> (B, 1, D_STATE, h, w) (one group), as a reshape: with D_STATE = 1
+    it moves only an axis of size 1, a view in eager mode and no Transpose in an export."""
+    batch, height, width, _ = values.shape
+    return values.reshape(batch, 1, D_STATE, height, width)
 
 
 def _sum_routes(routes: torch.Tensor) -> torch.Tensor:
