@@ -366,14 +366,19 @@ def test_upernet_segmentor_matches_pytorch_at_new_sizes(tmp_path):
         assert logits.shape == (2, 5, height, width) and mask.shape == (2, height, width)
 
 
-def _transposes_onnxruntime_keeps(path):
-    """The perms of the Transpose nodes left in the graph onnxruntime runs (all optimisations, as build_session)."""
+def _graph_onnxruntime_runs(path):
+    """The graph onnxruntime runs (all optimisations, as build_session), without its weights."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = path + '.optimised.onnx'
     ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    return [list(onnx.helper.get_attribute_value(a)) for n in onnx.load(options.optimized_model_filepath).graph.node
+    return onnx.load(options.optimized_model_filepath, load_external_data=False).graph
+
+
+def _transposes_onnxruntime_keeps(path):
+    """The perms of the Transpose nodes left in the graph onnxruntime runs."""
+    return [list(onnx.helper.get_attribute_value(a)) for n in _graph_onnxruntime_runs(path).node
             if n.op_type == 'Transpose' for a in n.attribute if a.name == 'perm']
 
 
@@ -422,6 +427,28 @@ def test_no_slow_transposes(v1_classifier, v3_classifier_path, family):
     assert perms, 'expected some transposes (the routes of the half-resolution scans)'
     for perm in perms:  # for the (B, D, L) -> (B, L, D) of a sequence, too: [0, 2, 1]
         assert perm[-2:] != [len(perm) - 1, len(perm) - 2], perm
+
+
+@pytest.mark.parametrize('family', ['v1', 'v3'])
+def test_scan_inputs_come_as_the_translation_reads_them(v1_classifier, v3_classifier_path, family):
+    """docs/deploy.md, "The scan in ONNX", step 1: delta comes out of its projection (a MatMul over the channels)
+    in the layout the translation reads, so no softplus starts from onnxruntime's reorder of a blocked convolution
+    output (to channels-last on one thread: what a 1x1 Conv as delta projection cost), and B and C reach the scans
+    by Reshapes: the graph onnxruntime runs keeps no Transpose of them."""
+    graph = _graph_onnxruntime_runs(_classifier_path(family, v1_classifier, v3_classifier_path))
+    producers = {output: node for node in graph.node for output in node.output}
+    clips = [node for node in graph.node if node.op_type == 'Clip']
+    assert len(clips) == 2 * sum((TINY_V1 if family == 'v1' else TINY_V3)['depths'])  # two softpluses per block
+
+    def source(name):  # the node that computed a value, through Reshapes (which copy nothing)
+        node = producers[name]
+        return source(node.input[0]) if node.op_type == 'Reshape' else node.op_type
+    sources = [source(clip.input[0]) for clip in clips]
+    assert 'ReorderOutput' not in sources and 'Transpose' not in sources, sources
+    # B and C, split from the x projection's output (B, h, w, dt_rank + 2), move only an axis of size 1
+    split_transposes = [node for node in graph.node if node.op_type == 'Transpose' and node.input[0] in producers
+                        and producers[node.input[0]].op_type == 'Split']
+    assert not split_transposes, [node.name for node in split_transposes]
 
 
 @pytest.mark.parametrize('family', ['v1', 'v3'])
