@@ -84,10 +84,13 @@ class MS2D(nn.Module):
         positions = x.permute(0, 2, 3, 1)
         dts, b, c = F.linear(positions, self.x_proj_weight[route]).split([self.dt_rank, D_STATE, D_STATE], dim=-1)
         bias = self.dt_projs_bias[route]
-        # exported, the delta projection adds the bias, at no cost in onnxruntime, where the scan's addition is a
-        # pass over every element (mmmsvmamba/ops/block_scan.py)
         exporting = torch.compiler.is_exporting()
-        delta = F.linear(dts, self.dt_projs_weight[route], bias if exporting else None)
+        # exported, the bias rides in the delta projection (a ones column of its input): onnxruntime fuses no
+        # addition into a MatMul of this rank, and an addition, here or in the scan, is a pass over every element
+        if exporting:
+            delta = F.linear(F.pad(dts, (0, 1), value=1.0), torch.cat([self.dt_projs_weight[route], bias[:, None]], 1))
+        else:
+            delta = F.linear(dts, self.dt_projs_weight[route])
         A = -torch.exp(self.A_logs.float()).view(NUM_ROUTE_PARAMS, self.inner, D_STATE)[route]
         D = self.Ds.view(NUM_ROUTE_PARAMS, self.inner)[route]
         return dict(u=x, delta=delta.permute(0, 3, 1, 2), A=A, B=_group_values(b), C=_group_values(c), D=D,

@@ -431,10 +431,11 @@ def test_no_slow_transposes(v1_classifier, v3_classifier_path, family):
 
 @pytest.mark.parametrize('family', ['v1', 'v3'])
 def test_scan_inputs_come_as_the_translation_reads_them(v1_classifier, v3_classifier_path, family):
-    """docs/deploy.md, "The scan in ONNX", step 1: delta comes out of its projection (a MatMul over the channels)
-    in the layout the translation reads, so no softplus starts from onnxruntime's reorder of a blocked convolution
-    output (to channels-last on one thread: what a 1x1 Conv as delta projection cost), and B and C reach the scans
-    by Reshapes: the graph onnxruntime runs keeps no Transpose of them."""
+    """docs/deploy.md, "The scan in ONNX", step 1: delta comes out of its projection (a MatMul over the channels,
+    its bias included) in the layout the translation reads, so every softplus starts from that MatMul: not from
+    onnxruntime's reorder of a blocked convolution output (to channels-last on one thread: what a 1x1 Conv as delta
+    projection cost), nor from an addition of the bias (a pass over every element); and B and C reach the scans by
+    Reshapes: the graph onnxruntime runs keeps no Transpose of them."""
     graph = _graph_onnxruntime_runs(_classifier_path(family, v1_classifier, v3_classifier_path))
     producers = {output: node for node in graph.node for output in node.output}
     clips = [node for node in graph.node if node.op_type == 'Clip']
@@ -443,8 +444,8 @@ def test_scan_inputs_come_as_the_translation_reads_them(v1_classifier, v3_classi
     def source(name):  # the node that computed a value, through Reshapes (which copy nothing)
         node = producers[name]
         return source(node.input[0]) if node.op_type == 'Reshape' else node.op_type
-    sources = [source(clip.input[0]) for clip in clips]
-    assert 'ReorderOutput' not in sources and 'Transpose' not in sources, sources
+    sources = {source(clip.input[0]) for clip in clips}
+    assert sources == {'MatMul'}, sources
     # B and C, split from the x projection's output (B, h, w, dt_rank + 2), move only an axis of size 1
     split_transposes = [node for node in graph.node if node.op_type == 'Transpose' and node.input[0] in producers
                         and producers[node.input[0]].op_type == 'Split']
