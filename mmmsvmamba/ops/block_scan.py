@@ -8,8 +8,8 @@ its eager kernel calls). An exported MS2D block calls it so that the ONNX transl
 (:mod:`mmmsvmamba.deploy.onnx_scan`) can scan both as one sequence: one set of chunked-scan nodes per block
 instead of two, and the padding and cutting copies of one sequence instead of two (docs/deploy.md, "The scan in
 ONNX"). It has no autograd: training and eager inference call the two ops. An exported block passes no
-delta_bias: its delta projection (a matmul over the channels, with a ones column in its input) adds the bias, at no
-cost, where an addition is a pass over every element.
+delta_bias: its delta projection (a matmul over the channels, with a ones column padded to its dt_rank input
+channels) adds the bias, where an addition is a pass over every element of delta.
 """
 from typing import Optional, Tuple
 
